@@ -1,0 +1,5 @@
+"""Run the tap as ``python -m tap_acumatica``."""
+
+from tap_acumatica.cli import main
+
+main()

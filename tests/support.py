@@ -1,0 +1,107 @@
+"""Helpers shared by the test suite: the sandbox subprocess and paths to ../shared."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "acumatica"
+OPENAPI_24 = SHARED / "Default_24.200.001.openapi.json"
+EXAMPLES = SHARED / "examples"
+
+
+class Sandbox:
+    """A running sandbox process (``python -m tests.sandbox``) and its admin API."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.args = ["--port", "0", *args]
+        self.proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "tests.sandbox", *self.args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.stderr_lines: list[str] = []
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline().strip()
+        if not first.startswith("http://"):
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=10)
+            msg = f"sandbox did not start: {first!r} {err[-2000:]}"
+            raise RuntimeError(msg)
+        self.url = first
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+
+    @property
+    def root(self) -> str:
+        """Scheme, host and port: where ``/_sandbox/`` and ``/entity`` live (site path aside)."""
+        return "/".join(self.url.split("/")[:3])
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:  # noqa: ANN401
+        """Call the sandbox admin API (``/_sandbox/...``) and return the decoded JSON."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(  # noqa: S310
+            f"{self.root}/_sandbox/{path.lstrip('/')}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def credentials(self) -> dict[str, Any]:
+        return self.admin("GET", "credentials")
+
+    def stats(self) -> dict[str, Any]:
+        return self.admin("GET", "stats")
+
+    def ground_truth(self, entity: str) -> dict[str, Any]:
+        return self.admin("GET", f"records/{entity}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def running_sandbox(*args: str) -> Iterator[Sandbox]:
+    """Start a sandbox for the duration of a ``with`` block."""
+    sbx = Sandbox(*args)
+    try:
+        yield sbx
+    finally:
+        sbx.stop()
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> bool:  # noqa: ANN401
+    """Poll ``predicate`` until it is truthy or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
