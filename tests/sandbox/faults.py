@@ -1,0 +1,200 @@
+"""Seeded fault schedule: the hostile behaviour of real Acumatica instances and networks.
+
+Configuration (``--faults JSON`` or ``POST /_sandbox/faults``), every key optional::
+
+    {
+      "http_500": 5,        # % of data requests answered 500 with Acumatica's §9 JSON body
+      "http_429": 5,        # % answered 429 (license limit, §6)
+      "html_error": 2,      # % answered with an IIS-style HTML error page (502/503, §9)
+      "reset": 2,           # % whose connection is reset (RST) after part of the body
+      "truncate": 2,        # % answered 200 with a JSON body cut short (Content-Length matches)
+      "slow": 5, "slow_ms": 2000,   # % delayed by slow_ms before processing
+      "revoke": 1,          # % whose credential is revoked → 401 (token/session dies mid-sync)
+      "script": ["http_500", "reset"],  # the next eligible requests get these faults, in order
+      "entities": ["SalesOrder"],       # restrict random/scripted faults to these entities
+      "skip_first": 0,      # the first N eligible requests are never faulted
+      "max_faults": null,   # stop injecting after this many faults
+      "optimization": {"Payment": ["ApplicationHistory"]},  # $expand that cannot be optimized
+      "token_delay_ms": 0,  # delay on /identity/connect/token
+      "token_delay_after": false   # delay after the token was issued/rotated (default: before)
+    }
+
+Eligible requests: entity data requests (list, get by key/id) and OData data requests.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from typing import Any
+
+from tests.sandbox import Reply, error_body, json_reply
+
+KINDS = ("http_500", "http_429", "html_error", "reset", "truncate", "slow", "revoke")
+KNOWN_KEYS = {
+    *KINDS,
+    "slow_ms",
+    "script",
+    "entities",
+    "skip_first",
+    "max_faults",
+    "optimization",
+    "token_delay_ms",
+    "token_delay_after",
+    "seed",
+}
+
+
+class FaultConfigError(ValueError):
+    """The fault configuration is not valid."""
+
+
+def parse_config(raw: str | dict[str, Any] | None) -> dict[str, Any]:
+    """Validate a fault configuration (JSON text or dict)."""
+    if raw is None or raw == "":
+        return {}
+    conf = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    if not isinstance(conf, dict):
+        msg = "fault configuration must be a JSON object"
+        raise FaultConfigError(msg)
+    unknown = set(conf) - KNOWN_KEYS
+    if unknown:
+        msg = f"unknown fault keys: {sorted(unknown)}"
+        raise FaultConfigError(msg)
+    for kind in KINDS:
+        pct = conf.get(kind, 0)
+        if not isinstance(pct, (int, float)) or not 0 <= pct <= 100:
+            msg = f"{kind} must be a percentage 0-100"
+            raise FaultConfigError(msg)
+    for kind in conf.get("script", []):
+        if kind not in KINDS:
+            msg = f"unknown fault kind in script: {kind!r}"
+            raise FaultConfigError(msg)
+    opt = conf.get("optimization", {})
+    if not isinstance(opt, dict):
+        msg = "optimization must map entity -> [expanded names]"
+        raise FaultConfigError(msg)
+    return conf
+
+
+class Faults:
+    """Decides, request by request, which fault (if any) to inject; deterministic per seed."""
+
+    def __init__(self, config: dict[str, Any], seed: int = 0, token_delay_ms: int = 0) -> None:
+        self._lock = threading.Lock()
+        self.initial = (dict(config), seed, token_delay_ms)
+        self.configure(config, seed)
+        self.default_token_delay_ms = token_delay_ms
+        self.injected: dict[str, int] = {}
+
+    def configure(self, config: dict[str, Any], seed: int | None = None) -> None:
+        with self._lock:
+            self.config = dict(config)
+            self.script = list(config.get("script", []))
+            if seed is not None:
+                self.rng = random.Random(seed)
+            self.eligible_seen = 0
+            self.total = 0
+
+    def reset(self) -> None:
+        config, seed, delay = self.initial
+        self.configure(config, seed)
+        self.default_token_delay_ms = delay
+        with self._lock:
+            self.injected = {}
+
+    def pick(self, entity: str | None) -> str | None:
+        """Choose the fault for one eligible data request (None = serve normally)."""
+        with self._lock:
+            conf = self.config
+            entities = conf.get("entities")
+            if entities and entity not in entities:
+                return None
+            self.eligible_seen += 1
+            if self.eligible_seen <= int(conf.get("skip_first", 0)):
+                return None
+            limit = conf.get("max_faults")
+            if limit is not None and self.total >= int(limit):
+                return None
+            kind: str | None = None
+            if self.script:
+                kind = self.script.pop(0)
+            else:
+                roll = self.rng.random() * 100
+                for k in KINDS:
+                    pct = float(conf.get(k, 0))
+                    if roll < pct:
+                        kind = k
+                        break
+                    roll -= pct
+            if kind is not None:
+                self.total += 1
+                self.injected[kind] = self.injected.get(kind, 0) + 1
+            return kind
+
+    def slow_seconds(self) -> float:
+        return float(self.config.get("slow_ms", 2000)) / 1000
+
+    def token_delay(self) -> tuple[float, bool]:
+        """(seconds, after?) for the token endpoint."""
+        ms = self.config.get("token_delay_ms", self.default_token_delay_ms) or 0
+        return float(ms) / 1000, bool(self.config.get("token_delay_after", False))
+
+    def cannot_optimize(self, entity: str, expand: str | None) -> Reply | None:
+        """API-FACTS §4: an $expand the list optimizer cannot handle → 500 CannotOptimize."""
+        bad = self.config.get("optimization", {}).get(entity)
+        if not bad or not expand:
+            return None
+        asked = {part.strip() for part in expand.split(",")}
+        hit = [name for name in bad if name in asked]
+        if not hit:
+            return None
+        with self._lock:
+            self.injected["optimization"] = self.injected.get("optimization", 0) + 1
+        lines = "".join(
+            f"{name}.{fld}: View {name} has BQL delegate\r\n"
+            for name in hit
+            for fld in ("DisplayDocType", "DisplayRefNbr")
+        )
+        msg = f"Optimization cannot be performed.The following fields cause the error:\r\n{lines}"
+        return json_reply(
+            500, error_body(msg, "PX.Api.ContractBased.OptimizedExport.CannotOptimizeException")
+        )
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {"injected": dict(self.injected), "config": dict(self.config)}
+
+
+def canned(kind: str) -> Reply:
+    """The reply for faults that replace the response entirely."""
+    if kind == "http_500":
+        return json_reply(
+            500,
+            error_body(
+                "Transaction (Process ID 67) was deadlocked on lock resources with another "
+                "process and has been chosen as the deadlock victim. Rerun the transaction.",
+                "System.Data.SqlClient.SqlException",
+            ),
+        )
+    if kind == "http_429":
+        # API-FACTS §6: over-limit requests get 429; no Retry-After header is documented.
+        return json_reply(
+            429,
+            error_body(
+                "The number of requests has exceeded the limit imposed by the license.",
+                "PX.Data.PXException",
+            ),
+        )
+    # API-FACTS §9: non-JSON (IIS/HTML) error pages happen.
+    return Reply(503, IIS_503, "text/html")
+
+
+IIS_503 = b"""<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN""http://www.w3.org/TR/html4/strict.dtd">
+<HTML><HEAD><TITLE>Service Unavailable</TITLE>
+<META HTTP-EQUIV="Content-Type" Content="text/html; charset=us-ascii"></HEAD>
+<BODY><h2>Service Unavailable</h2>
+<hr><p>HTTP Error 503. The service is unavailable.</p>
+</BODY></HTML>
+"""
