@@ -437,10 +437,10 @@ def test_signin_and_consent_page(sandbox_factory: Callable[..., Sandbox]) -> Non
         assert f'id="{element_id}"' in page.text
     rid = re.search(r'name="request_id" value="([^"]+)"', page.text)
     assert rid
-    post = f"{sbx.url}/identity/connect/authorize"
+    action = f"{sbx.url}/identity/connect/authorize"
 
     def submit(**form: str) -> requests.Response:
-        return post(post, data={"request_id": rid.group(1), **form}, allow_redirects=False)
+        return post(action, data={"request_id": rid.group(1), **form}, allow_redirects=False)
 
     bad = submit(username="admin", password="wrong", action="approve")
     assert bad.status_code == 200
