@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 MAX_QUEUED = 20  # API-FACTS §6: a request is declined only if > 20 requests are queued ...
@@ -24,7 +24,15 @@ class Limiter:
     The budget runs on real (monotonic) time, not the virtual clock.
     """
 
-    def __init__(self, max_concurrent: int = 4, per_minute: int = 0) -> None:
+    def __init__(
+        self,
+        max_concurrent: int = 4,
+        per_minute: int = 0,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._monotonic = monotonic
+        self._sleep = sleep
         self.max_concurrent = max(0, max_concurrent)  # 0 = unlimited
         self.per_minute = max(0, per_minute)  # 0 = unlimited
         self._cond = threading.Condition()
@@ -59,7 +67,7 @@ class Limiter:
         """Hold one processing core for the duration of the block (raises DeclinedError)."""
         with self._cond:
             busy = self.max_concurrent and self.active >= self.max_concurrent
-            delay = self._budget_delay(time.monotonic())
+            delay = self._budget_delay(self._monotonic())
             if (busy or delay > 0) and self.queued >= MAX_QUEUED:
                 self.declined += 1
                 raise DeclinedError
@@ -68,11 +76,11 @@ class Limiter:
         try:
             if delay > 0:
                 self.delayed += 1
-                time.sleep(delay)
+                self._sleep(delay)
             with self._cond:
-                deadline = time.monotonic() + MAX_WAIT
+                deadline = self._monotonic() + MAX_WAIT
                 while self.max_concurrent and self.active >= self.max_concurrent:
-                    left = deadline - time.monotonic()
+                    left = deadline - self._monotonic()
                     if left <= 0:
                         self.declined += 1
                         raise DeclinedError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -361,6 +362,9 @@ class Handler(BaseHTTPRequestHandler):
             delay, after = self.server.app.faults.token_delay()
             if delay and not after:
                 time.sleep(delay)
+                if self._client_gone():  # killed while waiting: the grant never happens
+                    self.close_connection = True
+                    return Reply(499, b"", None)
             reply = auth.token(form, self.authorization, base)
             if delay and after:  # the grant already happened; the client may never see it
                 time.sleep(delay)
@@ -368,6 +372,20 @@ class Handler(BaseHTTPRequestHandler):
         if path == "connect/userinfo" and method in ("GET", "POST"):
             return auth.userinfo(self.authorization)
         return not_found(self.stat_path)
+
+    def _client_gone(self) -> bool:
+        """True when the client closed its connection (peek without consuming)."""
+        conn = self.connection
+        try:
+            conn.setblocking(False)
+            return conn.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                conn.settimeout(self.timeout)
 
     def _login_body(self) -> dict[str, Any]:
         ctype = (self.headers.get("Content-Type") or "").lower()
