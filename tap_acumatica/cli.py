@@ -1,0 +1,185 @@
+"""The ``tap-acumatica`` command: redaction first, one-line errors, ``--login``, then the SDK CLI.
+
+singer-sdk ≥ 0.48 merges the ``--config`` files into a dict and never tells the tap their
+paths (SINGER-SDK-NOTES §7), so this wrapper records them in ``TapAcumatica.config_files``
+for the token store's config write-back before the SDK runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+from tap_acumatica import auth, redact
+from tap_acumatica.errors import ConfigError, TapAcumaticaError
+
+logger = logging.getLogger("tap_acumatica.cli")
+ENV_PREFIX = "TAP_ACUMATICA_"
+_NO_CONFIG_FLAGS = ("--about", "--help", "--version")
+
+
+def config_paths(args: Sequence[str]) -> list[str]:
+    """The values of every ``--config X`` / ``--config=X`` in ``args``, in order."""
+    paths: list[str] = []
+    it = iter(args)
+    for arg in it:
+        if arg == "--config":
+            value = next(it, None)
+            if value is not None:
+                paths.append(value)
+        elif arg.startswith("--config="):
+            paths.append(arg.split("=", 1)[1])
+    return paths
+
+
+def _schema() -> dict[str, Any]:
+    try:
+        from tap_acumatica.tap import TapAcumatica  # noqa: PLC0415 - heavy, and optional here
+    except ImportError:
+        from singer_sdk import typing as th  # noqa: PLC0415
+
+        schema = th.PropertiesList(
+            th.Property("base_url", th.StringType, required=True), *auth.AUTH_SETTINGS
+        ).to_dict()
+        return dict(schema)
+    return dict(TapAcumatica.config_jsonschema)
+
+
+def _env_config(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings from ``TAP_ACUMATICA_<SETTING>`` variables (``--config ENV``)."""
+    result: dict[str, Any] = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        raw = os.environ.get(ENV_PREFIX + name.upper())
+        if raw is None:
+            continue
+        types = prop.get("type") or "string"
+        types = types if isinstance(types, list) else [types]
+        value: Any = raw
+        if "boolean" in types:
+            value = raw.strip().lower() in ("1", "true", "yes", "on")
+        elif "integer" in types:
+            try:
+                value = int(raw)
+            except ValueError:
+                value = raw
+        elif "object" in types or "array" in types:
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = raw
+        result[name] = value
+    return result
+
+
+def load_config(paths: Sequence[str], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge the config files (later wins) and ENV, with one-line errors for bad files."""
+    config: dict[str, Any] = {}
+    for path in paths:
+        if path == "ENV":
+            config.update(_env_config(schema))
+            continue
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except FileNotFoundError:
+            msg = f"config file {path} does not exist"
+            raise ConfigError(msg) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            msg = f"cannot read config file {path}: {getattr(exc, 'strerror', None) or exc}"
+            raise ConfigError(msg) from None
+        except ValueError as exc:
+            msg = f"config file {path} is not valid JSON (line {getattr(exc, 'lineno', '?')})"
+            raise ConfigError(msg) from None
+        if not isinstance(data, dict):
+            msg = f"config file {path} must hold a JSON object"
+            raise ConfigError(msg)
+        config.update(data)
+    return config
+
+
+def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """Check ``config`` against the settings schema; ConfigError with one line."""
+    from singer_sdk.typing import DEFAULT_JSONSCHEMA_VALIDATOR  # noqa: PLC0415
+
+    validator = DEFAULT_JSONSCHEMA_VALIDATOR(dict(schema))
+    errors = sorted(validator.iter_errors(dict(config)), key=str)
+    if errors:
+        parts = []
+        for err in errors[:3]:
+            where = ".".join(str(p) for p in err.absolute_path)
+            parts.append(f"{where}: {err.message}" if where else err.message)
+        more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+        msg = "invalid config: " + "; ".join(parts) + more
+        raise ConfigError(msg)
+    auth.validate_auth_config(config)
+
+
+def login(paths: Sequence[str]) -> None:
+    """``--login``: run the authorization-code grant, store the tokens, sign out."""
+    from tap_acumatica.oauth import CodeGrantAuthenticator  # noqa: PLC0415
+
+    if not [p for p in paths if p]:
+        msg = "--login needs --config (the file with base_url, client_id, client_secret, ...)"
+        raise ConfigError(msg)
+    schema = _schema()
+    config = load_config(paths, schema)
+    redact.register_config(config, auth.SECRET_KEYS)
+    auth.validate_auth_config(config, login=True)
+    authenticator = auth.build_authenticator(config, config_files=paths)
+    assert isinstance(authenticator, CodeGrantAuthenticator)
+    with auth.signed_out_at_exit(authenticator):
+        authenticator.login()
+
+
+def run(args: list[str]) -> None:
+    """Dispatch: ``--login``, or validate and hand over to the SDK's CLI."""
+    paths = config_paths(args)
+    if "--login" in args:
+        login(paths)
+        return
+    from tap_acumatica.tap import TapAcumatica  # noqa: PLC0415 - after redaction is installed
+
+    TapAcumatica.config_files = tuple(paths)
+    if paths and not any(a in _NO_CONFIG_FLAGS or a.startswith("--about") for a in args):
+        schema = _schema()
+        config = load_config(paths, schema)
+        redact.register_config(config, auth.SECRET_KEYS)
+        validate_config(config, schema)
+    command = TapAcumatica.cli  # sets up console logging: cover the new handlers too
+    redact.install()
+    command.main(args=args, prog_name="tap-acumatica", standalone_mode=True)
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``tap-acumatica: <message>`` (one line, redacted) to stderr and exit 1."""
+    line = " ".join(redact.redact(message).split())
+    sys.stderr.write(f"tap-acumatica: {line}\n")
+    sys.stderr.flush()
+    sys.exit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    redact.install()
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        run(args)
+    except TapAcumaticaError as exc:
+        auth.sign_out_all()
+        fail(str(exc))
+    except SystemExit:
+        auth.sign_out_all()
+        raise
+    except KeyboardInterrupt:
+        auth.sign_out_all()
+        sys.stderr.write("tap-acumatica: interrupted\n")
+        sys.exit(130)
+    except Exception as exc:
+        logger.debug("Unexpected error", exc_info=True)
+        auth.sign_out_all()
+        fail(f"unexpected error ({type(exc).__name__}: {exc}); rerun with LOGLEVEL=DEBUG")
+    auth.sign_out_all()

@@ -1,0 +1,124 @@
+"""Keep secrets out of logs: a registry of secret values and a logging filter that masks them.
+
+Every log record is redacted when it is created (a LogRecord factory), so records of any
+logger reach every handler already masked; a filter on the root handlers, the tap's and the
+SDK's loggers does the same for records built elsewhere. Secrets are the config's secret
+settings plus every token as it is issued or rotated (``register`` is called at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+MASK = "***"
+# Values shorter than this are not masked on their own: masking "1" or "api" would wreck
+# every line while protecting nothing.
+_MIN_SECRET_LEN = 6
+
+# Patterns for secrets the registry has not seen (e.g. a token in a response body).
+_PATTERNS = (
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/=]+"),
+    re.compile(
+        r"(?i)((?:refresh_token|access_token|id_token|client_secret|password|code_verifier)"
+        r"[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;}]+"
+    ),
+    re.compile(r"([?&]code=)[^&#\s\"']+"),
+    re.compile(r"(?i)((?:ASP\.NET_SessionId|\.ASPXAUTH)=)[^;\s\"']+"),
+)
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_regex: re.Pattern[str] | None = None
+_installed = False
+
+
+def register(*values: Any) -> None:
+    """Add secret values (None, empty and short values are ignored)."""
+    global _regex
+    fresh = {v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET_LEN}
+    with _lock:
+        if fresh <= _secrets:
+            return
+        _secrets.update(fresh)
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _regex = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def register_config(config: Any, secret_keys: Iterable[str]) -> None:
+    """Register the values of ``secret_keys`` found in ``config`` (a mapping)."""
+    if hasattr(config, "get"):
+        register(*(config.get(k) for k in secret_keys))
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every known secret and secret-looking pattern masked."""
+    regex = _regex
+    if regex is not None:
+        text = regex.sub(MASK, text)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + MASK, text)
+    return text
+
+
+def _scrub(record: logging.LogRecord) -> None:
+    if getattr(record, "_tap_acumatica_redacted", False):
+        return
+    try:
+        message = record.getMessage()
+    except Exception:
+        message = str(record.msg)
+    record.msg = redact(message)
+    record.args = None
+    if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    record._tap_acumatica_redacted = True
+
+
+class RedactingFilter(logging.Filter):
+    """A filter that masks secrets in a record's message, arguments and traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Mask the record in place; never drop it."""
+        _scrub(record)
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def _factory_wrapper(base: Any) -> Any:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        _scrub(record)
+        return record
+
+    factory._tap_acumatica = True  # type: ignore[attr-defined]
+    return factory
+
+
+def install(logger_names: Iterable[str] = ("tap-acumatica", "tap_acumatica", "singer_sdk")) -> None:
+    """Install redaction on record creation, the named loggers and every root handler.
+
+    Idempotent; call again after logging is (re)configured to cover new root handlers.
+    """
+    global _installed
+    with _lock:
+        current = logging.getLogRecordFactory()
+        if not getattr(current, "_tap_acumatica", False):
+            logging.setLogRecordFactory(_factory_wrapper(current))
+        _installed = True
+    for name in (*logger_names, ""):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+        for handler in logger.handlers:
+            if _FILTER not in handler.filters:
+                handler.addFilter(_FILTER)

@@ -1,0 +1,287 @@
+"""A durable, locked, atomically written home for OAuth tokens that rotate.
+
+Acumatica rotates the refresh token on every refresh (API-FACTS §7): the new one must be on
+disk before anything else happens, or the next run has no valid token. singer-sdk 0.54 keeps
+no rotated token and Meltano deletes the config file it hands the tap (SINGER-SDK-NOTES §1,
+§7), so the store lives in one of three places (``resolve_location``):
+
+1. ``oauth_settings_location`` when set: a JSON file of its own;
+2. else, the tap was started with one real ``--config`` file outside Meltano: the key
+   ``oauth_tokens`` inside that file (every other key and the file's mode are kept);
+3. else, under Meltano: ``$MELTANO_PROJECT_ROOT/.meltano/tap-acumatica/oauth-tokens.json``.
+
+Every write goes to a temp file in the same directory, is fsynced, ``os.replace``\\ d over the
+store and the directory is fsynced. Callers hold ``lock()`` (an inter-process file lock) from
+reading the store through refreshing to writing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from tap_acumatica.errors import AuthError, ConfigError
+
+logger = logging.getLogger("tap_acumatica.tokenstore")
+
+FORMAT = "tap-acumatica/oauth-tokens/v1"
+CONFIG_KEY = "oauth_tokens"
+MELTANO_DEFAULT = Path(".meltano") / "tap-acumatica" / "oauth-tokens.json"
+LOCK_TIMEOUT_SECONDS = 300.0
+_warned: set[str] = set()
+
+
+def fingerprint(client_id: str, base_url: str, tenant: str) -> str:
+    """Identify the client and instance that tokens were issued for."""
+    raw = "\n".join((client_id.strip().lower(), base_url.strip().rstrip("/").lower(), tenant))
+    return hashlib.sha256(raw.lower().encode()).hexdigest()[:24]
+
+
+def sha256(value: str | None) -> str | None:
+    """Hash of a secret, for remembering it without keeping it."""
+    return hashlib.sha256(value.encode()).hexdigest() if value else None
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ts(text: Any) -> float | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenSet:
+    """One access/refresh token pair with its absolute expiry (epoch seconds, UTC)."""
+
+    access_token: str | None = None
+    refresh_token: str | None = None
+    expires_at: float | None = None
+    scope: str | None = None
+
+    def access_valid(self, margin: float = 60.0, now: float | None = None) -> bool:
+        """True if there is an access token that is good for at least ``margin`` seconds.
+
+        A token of unknown expiry counts as valid until the server says otherwise (401).
+        """
+        if not self.access_token:
+            return False
+        if self.expires_at is None:
+            return True
+        return self.expires_at - margin > (time.time() if now is None else now)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredTokens:
+    """What a store holds: tokens, whom they belong to, and bookkeeping."""
+
+    tokens: TokenSet
+    fingerprint: str | None
+    seed_sha256: str | None = None
+    pending_refresh_sha256: str | None = None
+
+
+class TokenStore:
+    """A JSON token document in its own file, or under ``oauth_tokens`` in a config file."""
+
+    def __init__(self, path: str | os.PathLike[str], *, in_config: bool = False) -> None:
+        self.path = Path(os.path.realpath(os.path.expanduser(os.fspath(path))))
+        self.in_config = in_config
+        self._lock = filelock.FileLock(
+            f"{self.path}.lock",
+            timeout=LOCK_TIMEOUT_SECONDS,
+            mode=0o600,
+            preserve_lock_file=True,
+        )
+
+    def __repr__(self) -> str:
+        return f"TokenStore({str(self.path)!r}, in_config={self.in_config})"
+
+    @property
+    def describe(self) -> str:
+        """Where the tokens live, for messages."""
+        return f"{self.path} (key {CONFIG_KEY!r})" if self.in_config else str(self.path)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the inter-process lock (read → refresh → write happen inside it)."""
+        if not self.in_config:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self._lock.acquire()
+        except filelock.Timeout:
+            msg = (
+                f"another tap-acumatica process has held the token store lock {self.path}.lock "
+                f"for {LOCK_TIMEOUT_SECONDS:.0f} s; is a refresh stuck?"
+            )
+            raise AuthError(msg) from None
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _read_document(self) -> dict[str, Any]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            if self.in_config:
+                msg = f"config file {self.path} is gone; cannot save OAuth tokens there"
+                raise ConfigError(msg) from None
+            return {}
+        except OSError as exc:
+            msg = f"cannot read the OAuth token store {self.path}: {exc.strerror}"
+            raise ConfigError(msg) from None
+        if not text.strip() and not self.in_config:
+            return {}
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            what = "config file" if self.in_config else "OAuth token store"
+            msg = f"{what} {self.path} is not valid JSON; fix or delete it"
+            raise ConfigError(msg) from None
+        if not isinstance(doc, dict):
+            msg = f"{self.path} must hold a JSON object"
+            raise ConfigError(msg)
+        return doc
+
+    def read(self) -> StoredTokens | None:
+        """The stored tokens, or None when the store holds none."""
+        doc = self._read_document()
+        body = doc.get(CONFIG_KEY) if self.in_config else doc
+        if not isinstance(body, dict) or not (
+            body.get("refresh_token") or body.get("access_token")
+        ):
+            return None
+        tokens = TokenSet(
+            access_token=body.get("access_token") or None,
+            refresh_token=body.get("refresh_token") or None,
+            expires_at=_ts(body.get("expires_at")),
+            scope=body.get("scope") or None,
+        )
+        return StoredTokens(
+            tokens=tokens,
+            fingerprint=body.get("fingerprint"),
+            seed_sha256=body.get("seed_sha256"),
+            pending_refresh_sha256=body.get("pending_refresh_sha256"),
+        )
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(self, stored: StoredTokens, *, meta: Mapping[str, str] | None = None) -> None:
+        """Durably replace the stored tokens (call with ``lock()`` held)."""
+        t = stored.tokens
+        body: dict[str, Any] = {
+            "format": FORMAT,
+            **(meta or {}),
+            "fingerprint": stored.fingerprint,
+            "access_token": t.access_token,
+            "expires_at": _iso(t.expires_at),
+            "refresh_token": t.refresh_token,
+            "scope": t.scope,
+            "updated_at": _iso(time.time()),
+        }
+        if stored.seed_sha256:
+            body["seed_sha256"] = stored.seed_sha256
+        if stored.pending_refresh_sha256:
+            body["pending_refresh_sha256"] = stored.pending_refresh_sha256
+        if self.in_config:
+            doc = self._read_document()
+            doc[CONFIG_KEY] = body
+            mode = stat.S_IMODE(self.path.stat().st_mode)
+            self._check_config_mode(mode)
+        else:
+            doc, mode = body, 0o600
+        self._atomic_write(json.dumps(doc, indent=2) + "\n", mode)
+
+    def _check_config_mode(self, mode: int) -> None:
+        if mode & 0o077 and str(self.path) not in _warned:
+            _warned.add(str(self.path))
+            logger.warning(
+                "Config file %s is readable by other users (mode %o) and now holds OAuth tokens; "
+                "consider chmod 600.",
+                self.path,
+                mode,
+            )
+
+    def _atomic_write(self, text: str, mode: int) -> None:
+        directory = self.path.parent
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        # The rename is durable only once the directory entry is on disk.
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _under_meltano(config_files: Sequence[str]) -> Path | None:
+    """The Meltano project root when the tap runs under Meltano, else None."""
+    root = os.environ.get("MELTANO_PROJECT_ROOT")
+    if root:
+        return Path(root)
+    for path in config_files:
+        parts = Path(os.path.abspath(path)).parts
+        # Meltano hands the tap .meltano/run/<plugin>/tap.<uuid>.config.json (SDK-NOTES §7).
+        for i in range(len(parts) - 1):
+            if parts[i] == ".meltano" and parts[i + 1] == "run":
+                return Path(*parts[:i])
+    return None
+
+
+def resolve_location(
+    *, oauth_settings_location: str | None, config_files: Sequence[str]
+) -> TokenStore | None:
+    """Pick the token store by the rules in the module docstring (None: nowhere durable)."""
+    if oauth_settings_location:
+        return TokenStore(oauth_settings_location)
+    files = [p for p in config_files if p != "ENV"]
+    meltano_root = _under_meltano(files)
+    if meltano_root is not None:
+        path = meltano_root / MELTANO_DEFAULT
+        if str(path) not in _warned:
+            _warned.add(str(path))
+            logger.warning(
+                "oauth_settings_location is not set: OAuth tokens are kept in %s inside the "
+                "Meltano project (Meltano deletes the config file it passes the tap). Set "
+                "oauth_settings_location to a durable path if .meltano/ does not survive "
+                "between runs.",
+                path,
+            )
+        return TokenStore(path)
+    if len(files) == 1 and os.path.isfile(files[0]):
+        return TokenStore(files[0], in_config=True)
+    return None
