@@ -1,0 +1,106 @@
+"""Low-level helpers: deterministic hashing, GUIDs and tenant-local date-time formatting."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+M64 = 0xFFFFFFFFFFFFFFFF
+GOLDEN = 0x9E3779B97F4A7C15
+UTC = dt.timezone.utc
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def mix64(x: int) -> int:
+    """SplitMix64 finaliser: a fast, well-spread 64-bit hash of an integer."""
+    x &= M64
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & M64
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & M64
+    return x ^ (x >> 31)
+
+
+def str_hash(s: str) -> int:
+    """A stable (not per-process randomised) hash of a string."""
+    h = 0xCBF29CE484222325
+    for ch in s.encode():
+        h = ((h ^ ch) * 0x100000001B3) & M64
+    return mix64(h)
+
+
+def pick(h: int, mult: int, n: int) -> int:
+    """Choose 0..n-1 from record hash ``h`` and a per-field odd multiplier."""
+    return (((h * mult) & M64) >> 32) % n
+
+
+def fmt_guid(x: int) -> str:
+    h = f"{x & ((1 << 128) - 1):032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class TenantClock:
+    """Formats UTC epoch milliseconds as the tenant's local ISO-8601 with offset (API-FACTS §3)."""
+
+    def __init__(self, tz: str) -> None:
+        self.tz = ZoneInfo(tz)
+        self._day_cache: dict[int, int] = {}
+
+    def fmt(self, ms: int) -> str:
+        """``2024-08-15T16:03:27.513-04:00``: 0-3 fractional digits, trailing zeros dropped."""
+        return _fmt(ms, self.tz)
+
+    def local(self, ms: int) -> dt.datetime:
+        return dt.datetime.fromtimestamp(ms / 1000, self.tz)
+
+    def local_midnight_ms(self, ms: int, add_days: int = 0) -> int:
+        """Local midnight (as UTC ms) of the local day of ``ms`` plus ``add_days``."""
+        d = dt.datetime.fromtimestamp(ms // 1000, self.tz).date().toordinal() + add_days
+        got = self._day_cache.get(d)
+        if got is None:
+            day = dt.date.fromordinal(d)
+            local = dt.datetime(day.year, day.month, day.day, tzinfo=self.tz)
+            got = int(local.timestamp()) * 1000
+            self._day_cache[d] = got
+        return got
+
+    def parse_local_naive(self, text: str) -> int:
+        """A literal without offset is read as tenant-local time (API-FACTS §3) → UTC µs."""
+        naive = dt.datetime.fromisoformat(text)
+        return to_us(naive.replace(tzinfo=self.tz))
+
+
+@lru_cache(maxsize=65536)
+def _fmt(ms: int, tz: ZoneInfo) -> str:
+    sec, milli = divmod(ms, 1000)
+    d = dt.datetime.fromtimestamp(sec, tz)
+    off = d.utcoffset()
+    mins = int(off.total_seconds() // 60) if off is not None else 0
+    sign = "+" if mins >= 0 else "-"
+    mins = abs(mins)
+    frac = f".{milli:03d}".rstrip("0") if milli else ""
+    return (
+        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+        f"{frac}{sign}{mins // 60:02d}:{mins % 60:02d}"
+    )
+
+
+def to_us(value: dt.datetime) -> int:
+    """Aware datetime → UTC epoch microseconds."""
+    delta = value - EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def to_ms(value: dt.datetime) -> int:
+    return to_us(value) // 1000
+
+
+def utc_z(ms: int) -> str:
+    """Ground-truth format: UTC with millisecond precision and ``Z``."""
+    d = EPOCH + dt.timedelta(milliseconds=ms)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def from_ms(ms: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(milliseconds=ms)
