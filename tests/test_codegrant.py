@@ -1,0 +1,165 @@
+"""The interactive code grant without a server: PKCE, the loopback listener, the paste flow."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import socket
+import threading
+import time
+import urllib.parse
+
+import pytest
+import requests
+
+from tap_acumatica import codegrant
+from tap_acumatica.errors import AuthError, ConfigError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_pkce_s256_and_authorize_url() -> None:
+    req = codegrant.authorization_request(
+        base_url="https://erp.example.com/Site/",
+        client_id="ABC@Company",
+        redirect_uri="http://localhost:8765/callback",
+        scope="api offline_access",
+    )
+    parts = urllib.parse.urlsplit(req.url)
+    assert parts.path == "/Site/identity/connect/authorize"
+    q = dict(urllib.parse.parse_qsl(parts.query))
+    assert q["response_type"] == "code"
+    assert q["client_id"] == "ABC@Company"
+    assert q["scope"] == "api offline_access"
+    assert q["state"] == req.state
+    assert q["code_challenge_method"] == "S256"
+    digest = hashlib.sha256(req.code_verifier.encode()).digest()
+    assert q["code_challenge"] == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assert 43 <= len(req.code_verifier) <= 128
+    other = codegrant.authorization_request(
+        base_url="https://h", client_id="A@B", redirect_uri="http://127.0.0.1:1/", scope="api"
+    )
+    assert other.state != req.state
+    assert other.code_verifier != req.code_verifier
+
+
+@pytest.mark.parametrize(
+    ("host", "loop"),
+    [
+        ("localhost", True),
+        ("127.0.0.1", True),
+        ("127.5.0.1", True),
+        ("[::1]", True),
+        ("example.com", False),
+        ("10.0.0.1", False),
+        ("0.0.0.0", False),
+        (None, False),
+    ],
+)
+def test_is_loopback(host: str | None, loop: bool) -> None:
+    assert codegrant.is_loopback(host) is loop
+
+
+def _hit(url: str, delay: float = 0.2) -> threading.Thread:
+    def go() -> None:
+        time.sleep(delay)
+        with contextlib.suppress(requests.RequestException):
+            requests.get(url, timeout=10)
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    return t
+
+
+def test_listener_serves_one_redirect_on_loopback_only() -> None:
+    port = free_port()
+    listener = codegrant.RedirectListener(f"http://127.0.0.1:{port}/callback")
+    assert [s.server_address[0] for s in listener.servers] == ["127.0.0.1"]
+    _hit(f"http://127.0.0.1:{port}/favicon.ico", 0.1)  # a stray request does not count
+    _hit(f"http://127.0.0.1:{port}/callback?code=sbxcd-123456&state=S1", 0.4)
+    assert listener.wait("S1", timeout=10) == "sbxcd-123456"
+    with pytest.raises(requests.ConnectionError):  # served one redirect and closed
+        requests.get(f"http://127.0.0.1:{port}/callback", timeout=2)
+
+
+def test_listener_localhost_binds_loopback_addresses() -> None:
+    port = free_port()
+    listener = codegrant.RedirectListener(f"http://localhost:{port}/cb")
+    try:
+        assert {s.server_address[0] for s in listener.servers} <= {"127.0.0.1", "::1"}
+    finally:
+        listener.close()
+
+
+def test_listener_rejects_tampered_state() -> None:
+    port = free_port()
+    listener = codegrant.RedirectListener(f"http://127.0.0.1:{port}/cb")
+    _hit(f"http://127.0.0.1:{port}/cb?code=sbxcd-999999&state=forged")
+    with pytest.raises(AuthError, match="wrong state"):
+        listener.wait("expected", timeout=10)
+
+
+def test_listener_reports_access_denied() -> None:
+    port = free_port()
+    listener = codegrant.RedirectListener(f"http://127.0.0.1:{port}/cb")
+    _hit(f"http://127.0.0.1:{port}/cb?error=access_denied&state=S")
+    with pytest.raises(AuthError, match="denied"):
+        listener.wait("S", timeout=10)
+
+
+def test_listener_times_out_with_a_clear_message() -> None:
+    listener = codegrant.RedirectListener(f"http://127.0.0.1:{free_port()}/cb")
+    start = time.monotonic()
+    with pytest.raises(AuthError, match=r"no sign-in arrived within 1 s.*--login"):
+        listener.wait("S", timeout=1)
+    assert time.monotonic() - start < 5
+
+
+def test_listener_refuses_non_loopback_redirect() -> None:
+    with pytest.raises(ConfigError, match="not a loopback"):
+        codegrant.RedirectListener("https://example.invalid/oauth/callback")
+
+
+def test_paste_flow_for_a_non_loopback_redirect(capsys: pytest.CaptureFixture[str]) -> None:
+    req = codegrant.authorization_request(
+        base_url="https://h",
+        client_id="A@B",
+        redirect_uri="https://example.invalid/oauth/callback",
+        scope="api",
+    )
+    pasted = io.StringIO(
+        f"https://example.invalid/oauth/callback?code=sbxcd-pasted1&state={req.state}\n"
+    )
+    assert codegrant.read_pasted_url(req, 5, pasted) == "sbxcd-pasted1"
+    assert "paste it here" in capsys.readouterr().err
+    bad = io.StringIO("https://example.invalid/oauth/callback?code=sbxcd-x&state=nope\n")
+    with pytest.raises(AuthError, match="wrong state"):
+        codegrant.read_pasted_url(req, 5, bad)
+
+
+def test_obtain_code_prints_the_url_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    req = codegrant.authorization_request(
+        base_url="https://h",
+        client_id="A@B",
+        redirect_uri=f"http://127.0.0.1:{port}/cb",
+        scope="api",
+    )
+    opened: list[str] = []
+
+    def opener(url: str) -> bool:
+        opened.append(url)
+        _hit(f"http://127.0.0.1:{port}/cb?code=sbxcd-opened&state={req.state}")
+        return True
+
+    assert codegrant.obtain_code(req, timeout=10, opener=opener) == "sbxcd-opened"
+    out = capsys.readouterr()
+    assert opened == [req.url]
+    assert req.url in out.err
+    assert out.out == ""
