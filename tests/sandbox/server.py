@@ -107,10 +107,7 @@ class App:
     """Everything one sandbox instance knows: data, clock, identities, limits, faults, stats."""
 
     def __init__(self, options: Options) -> None:
-        try:
-            from tests.sandbox.data import Dataset  # noqa: PLC0415  (H1's module)
-        except ImportError:  # TEMPORARY until H1 lands data.py
-            from tests.sandbox._stub import Dataset  # type: ignore[no-redef]  # noqa: PLC0415
+        from tests.sandbox.data import Dataset  # noqa: PLC0415  (H1's module)
 
         self.opt = options
         self.clock = VirtualClock()
@@ -216,9 +213,22 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("PATCH")
 
     # ------------------------------------------------------------------ plumbing
-    def _body(self) -> bytes:
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes; without TCP_NODELAY, Nagle + delayed ACK
+        # would add ~40 ms to every keep-alive response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def _read_body(self) -> bytes:
+        """Read the whole request body up front, so keep-alive framing never breaks."""
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
+
+    def _body(self) -> bytes:
+        return self.raw_body
 
     def form(self) -> dict[str, str]:
         return dict(parse_qsl(self._body().decode("utf-8", "replace"), keep_blank_values=True))
@@ -243,6 +253,11 @@ class Handler(BaseHTTPRequestHandler):
         self.params = dict(parse_qsl(split.query, keep_blank_values=True))
         self.stat_path = raw_path
         self.fault: str | None = None
+        try:
+            self.raw_body = self._read_body()
+        except (ValueError, OSError):
+            self.close_connection = True
+            return
         try:
             reply = self.route(method, raw_path)
         except Exception as exc:
