@@ -1,0 +1,305 @@
+"""The one base stream: an Acumatica contract-based entity read in change-stamp windows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk import Stream
+from singer_sdk.helpers.conform import TypeConformanceLevel
+
+from tap_acumatica.errors import AcumaticaAPIError
+from tap_acumatica.extract import WindowResult, fetch_in_order
+from tap_acumatica.progress import Progress
+from tap_acumatica.records import Plan, build_plan, parse_ms, transform, unwrap
+from tap_acumatica.windows import (
+    Window,
+    WindowPlanner,
+    iso_utc,
+    page_consistently,
+    to_ms,
+)
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+    from tap_acumatica.tap import TapAcumatica
+
+#: Start of time when neither a bookmark nor start_date exists (SQL Server datetime allows
+#: 1753, but no Acumatica record predates this).
+DEFAULT_START = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
+_SYSTEM = frozenset({"id", "note", "custom", "files"})
+
+
+class AcumaticaStream(Stream):
+    """Records of one top-level entity, e.g. ``SalesOrder``.
+
+    Incremental streams read ``[bookmark - lookback, sync start - safety lag)`` as windows on the
+    change field (see :mod:`tap_acumatica.windows` for why windows make the read loss-free) and
+    commit ``bookmark = window end`` in a STATE message after every completed window.
+    Entities without a change field are read whole, with :func:`page_consistently`.
+    """
+
+    # records.transform already builds records that match the schema exactly (unknown members
+    # dropped, values typed), so the SDK's per-record conformance pass would only cost time.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    def __init__(
+        self,
+        tap: TapAcumatica,
+        *,
+        name: str,
+        schema: dict[str, Any],
+        replication_key: str | None,
+        natural_keys: Iterable[str] = (),
+    ) -> None:
+        """A stream for entity ``name``; no network I/O here."""
+        super().__init__(tap=tap, schema=schema, name=name)
+        self.acumatica = tap
+        self.primary_keys = ["id"]
+        self.replication_key = replication_key
+        self.natural_keys = tuple(natural_keys)
+        self._plan: Plan | None = None
+
+    # -- SDK hooks -------------------------------------------------------------------------
+
+    @property
+    @override
+    def is_sorted(self) -> bool:
+        """Records leave in change-stamp order, window by window, so a STATE is resumable.
+
+        The SDK treats unsorted streams as non-resumable: it keeps progress in
+        ``progress_markers``, only promotes it when the stream ends, and on an interrupt
+        writes no usable bookmark (SINGER-SDK notes §3). Acumatica lists are not sorted
+        (API-FACTS §4, no ``$orderby``), but windows are emitted strictly in order and each
+        window's records are sorted by stamp before they leave, so the emitted stream *is*
+        sorted and every STATE (the SDK's own, or ours at each window end) is safe to resume.
+        """
+        return True
+
+    @property
+    @override
+    def check_sorted(self) -> bool:
+        """Off: a record stamped before its window (a server rounding quirk) may step back.
+
+        Stepping the bookmark back only re-reads more on resume; it can never skip a record.
+        """
+        return False
+
+    @override
+    def get_replication_key_signpost(self, context: Context | None = None) -> None:
+        """No signpost: the bookmark is the committed window end, set in :meth:`_commit`."""
+        return
+
+    @override
+    def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
+        """Read the entity: windows on the change field, or the whole set for FULL_TABLE."""
+        if self.replication_key:
+            yield from self._incremental(context)
+        else:
+            yield from self._full_table()
+
+    # -- request building ------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """Instance path of the entity list, e.g. ``/entity/Default/24.200.001/SalesOrder``."""
+        return f"{self.acumatica.endpoint_path}/{self.name}"
+
+    @property
+    def plan(self) -> Plan:
+        """Transform plan compiled from the (catalog) schema."""
+        if self._plan is None:
+            self._plan = build_plan(self.schema)
+        return self._plan
+
+    def query_options(self) -> dict[str, str]:
+        """``$select`` (selected fields + keys), ``$expand`` and ``$custom`` for list GETs.
+
+        Built from the catalog schema and selection, so a deselected field is never downloaded
+        and a ``--catalog`` run needs no document download (API-FACTS §4).
+        """
+        props: Mapping[str, Any] = self.schema.get("properties") or {}
+        always = {self.replication_key, *self.natural_keys}
+        select: list[str] = []
+        expand: list[str] = []
+        for name, prop in props.items():
+            if name in _SYSTEM:
+                if name == "files" and self._selected(name):
+                    expand.append("files")
+                continue
+            if _is_member(prop):
+                if self._selected(name):
+                    expand.extend(_expand_paths(name, prop))
+                continue
+            if name in always or self._selected(name):
+                select.append(name)
+        params = {"$select": ",".join(select)} if select else {}
+        if expand:
+            params["$expand"] = ",".join(expand)
+        custom = [
+            f"{view}.{field}"
+            for view, vprop in ((props.get("custom") or {}).get("properties") or {}).items()
+            for field in (vprop.get("properties") or {})
+        ]
+        if custom and self._selected("custom"):
+            params["$custom"] = ",".join(custom)
+        return params
+
+    def _selected(self, name: str) -> bool:
+        return bool(self.mask.get(("properties", name), True))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _get(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        rows = self.acumatica.client.get_json(self.path, params, stream=self.name)
+        if not isinstance(rows, list):
+            msg = f"{self.name}: GET {self.path} returned {type(rows).__name__}, not a JSON array"
+            raise AcumaticaAPIError(msg)
+        return rows
+
+    def _full_table(self) -> Iterator[dict[str, Any]]:
+        base = self.query_options()
+        size = self.acumatica.page_size
+        rows = page_consistently(
+            lambda skip, top: self._get({**base, "$top": top, "$skip": skip or None}),
+            page_size=size,
+            what=f"{self.name} records",
+        )
+        plan = self.plan
+        for row in rows:
+            yield transform(row, plan)
+
+    def _incremental(self, context: Context | None) -> Iterator[dict[str, Any]]:
+        assert self.replication_key is not None
+        config = self.config
+        start = self.get_starting_timestamp(context) or DEFAULT_START
+        state = self.get_context_state(context)
+        previous = state.get("replication_key_value")
+        lookback = dt.timedelta(minutes=float(config.get("lookback_minutes") or 0))
+        begin = to_ms(start - lookback)
+        end = self.acumatica.sync_end_ms()
+        if end <= begin:
+            self.logger.info("%s: nothing to read before %s", self.name, iso_utc(end))
+            return
+        page_size = self.acumatica.page_size
+        planner = WindowPlanner(page_size=page_size, initial_width=end - begin)
+        progress = Progress(
+            self.logger,
+            self.name,
+            start=begin,
+            end=end,
+            interval=float(config.get("progress_interval_seconds", 30)),
+        )
+        self.logger.info(
+            "%s: reading %s changed in [%s, %s)",
+            self.name,
+            self.replication_key,
+            iso_utc(begin),
+            iso_utc(end),
+        )
+        base = self.query_options()
+        key = self.replication_key
+        for result in fetch_in_order(
+            planner,
+            begin,
+            end,
+            lambda window: self._fetch_window(window, base),
+            workers=self.acumatica.max_concurrent_requests,
+            name=f"{self.name}-fetch",
+        ):
+            upper = iso_utc(result.window.end)
+            # A record restamped after the server matched it shows a stamp past the window:
+            # it changed after the sync started, so it belongs to a later window or run.
+            records = sorted(
+                (r for r in result.records if (r.get(key) or "") < upper),
+                key=lambda r: r.get(key) or "",
+            )
+            yield from records
+            self._commit(context, result.window.end)
+            progress.advance(
+                covered=result.window.end, records=len(records), requests=result.requests
+            )
+        before = parse_ms(previous) if isinstance(previous, str) else None
+        # Never leave the bookmark behind where the previous run had already got to.
+        self._commit(context, max(end, before or end))
+        progress.log(final=True)
+
+    def _fetch_window(self, window: Window, base: Mapping[str, Any]) -> WindowResult:
+        """Runs on a worker thread: one request, or a full re-read of a tie burst."""
+        assert self.replication_key is not None
+        size = self.acumatica.page_size
+        params = {**base, "$filter": window.filter(self.replication_key), "$top": size}
+        rows = self._get(params)
+        requests = 1
+        if len(rows) >= size:
+            if window.splittable:
+                return WindowResult(
+                    window, full=True, tie=_dominant_stamp(rows, self.replication_key)
+                )
+            # A tie burst: more than a page of records share one stamp, nothing can split it.
+            self.logger.info(
+                "%s: more than %d records changed at %s; paging them", self.name, size, window
+            )
+            counter = [0]
+
+            def page(skip: int, top: int) -> list[dict[str, Any]]:
+                counter[0] += 1
+                return self._get({**params, "$top": top, "$skip": skip or None})
+
+            rows = page_consistently(
+                page, page_size=size, first_page=rows, what=f"{self.name} records at {window}"
+            )
+            requests += counter[0]
+        plan = self.plan
+        return WindowResult(window, [transform(r, plan) for r in rows], requests=requests)
+
+    def _commit(self, context: Context | None, end_ms: int) -> None:
+        """Bookmark = window end, then a STATE message: the completed prefix is durable."""
+        state = self.get_context_state(context)
+        state["replication_key"] = self.replication_key
+        state["replication_key_value"] = iso_utc(end_ms)
+        self.acumatica.state_writer.write_state(self.tap_state)
+
+
+def _dominant_stamp(rows: list[dict[str, Any]], key: str) -> int | None:
+    """The stamp (ms) shared by at least half of a full page, if any: a tie burst."""
+    counts: dict[int, int] = {}
+    for row in rows:
+        value = unwrap(row.get(key))
+        ms = parse_ms(value) if isinstance(value, str) else None
+        if ms is not None:
+            counts[ms] = counts.get(ms, 0) + 1
+    if not counts:
+        return None
+    stamp, count = max(counts.items(), key=lambda kv: kv[1])
+    return stamp if count * 2 >= len(rows) else None
+
+
+def _is_member(prop: Mapping[str, Any]) -> bool:
+    """A linked (object) or detail (array of objects) member rather than a value field."""
+    types = prop.get("type")
+    types = set(types) if isinstance(types, list) else {types}
+    if "object" in types and "properties" in prop:
+        return True
+    items = prop.get("items") or {}
+    return "array" in types and "properties" in items
+
+
+def _expand_paths(name: str, prop: Mapping[str, Any]) -> list[str]:
+    """``$expand`` paths for a member and the members nested in its schema."""
+    paths = [name]
+    inner = prop.get("items") if "properties" in (prop.get("items") or {}) else prop
+    for sub, sprop in ((inner or {}).get("properties") or {}).items():
+        if sub == "files":
+            paths.append(f"{name}/files")
+        elif _is_member(sprop):
+            paths.extend(f"{name}/{p}" for p in _expand_paths(sub, sprop))
+    return paths

@@ -1,0 +1,385 @@
+"""HTTP for the tap: keep-alive sessions per thread, retries, Acumatica error messages.
+
+The SDK's RESTStream request loop is single-threaded and ignores ``Retry-After`` (SINGER-SDK
+notes §2), while windows are fetched by several worker threads and discovery needs the same
+behaviour outside any stream, so all requests go through :class:`AcumaticaClient`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import html
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import msgspec
+import requests
+from requests.auth import AuthBase
+
+from tap_acumatica.errors import AcumaticaAPIError, AuthError, ConfigError
+
+LOGGER = logging.getLogger("tap-acumatica")
+
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)  # decimals stay exact (API-FACTS §3)
+_SAFE_QUERY = "',/()*"
+_LOGIN_LIMIT = "API Login Limit"
+# API-FACTS §6: IIS answers an exhausted seat pool with a bare 429 and this text.
+_IIS_LIMIT_TEXT = "custom error module does not recognize this error"
+_OPTIMIZATION = "Optimization cannot be performed"
+# 500s that are deterministic, so retrying them only delays the error (API-FACTS §9).
+_FATAL_500 = (
+    _OPTIMIZATION,
+    "NoEntitySatisfiesTheCondition",
+    "No entity satisfies the condition",
+    "PXSetupNotEnteredException",
+)
+_MAX_RETRY_AFTER = 600.0
+
+
+class _NoCookies(requests.cookies.RequestsCookieJar):
+    """A cookie jar that stores nothing: the authenticator alone owns session cookies."""
+
+    def set_cookie(self, cookie: Any, *args: Any, **kwargs: Any) -> None:
+        """Ignore cookies set by responses."""
+
+
+def encode_query(params: Mapping[str, Any]) -> str:
+    """Encode a query string, keeping ``$`` in names literal and URL-encoding ``:`` and ``+``.
+
+    API-FACTS §4: ``datetimeoffset'…'`` literals need ``:`` → ``%3A`` and ``+`` → ``%2B``.
+    """
+    return "&".join(
+        f"{key}={quote(str(value), safe=_SAFE_QUERY)}"
+        for key, value in params.items()
+        if value is not None
+    )
+
+
+def html_to_text(body: str, limit: int = 300) -> str:
+    """Reduce an HTML (or plain text) error page to one short line (API-FACTS §9)."""
+    text = re.sub(r"(?is)<(script|style|head)[^>]*>.*?</\1>", " ", body)
+    text = re.sub(r"(?s)<[^>]+>", " ", text)
+    text = " ".join(html.unescape(text).split())
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def describe_error(response: requests.Response) -> str:
+    """Acumatica's ``exceptionMessage`` (or ``message``), else the body reduced to text."""
+    raw = response.content or b""
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return html_to_text(raw.decode("utf-8", "replace")) or response.reason or ""
+    if isinstance(body, dict):
+        parts = []
+        node: Any = body
+        while isinstance(node, dict):
+            text = node.get("exceptionMessage") or node.get("message") or node.get("error")
+            if text and str(text) not in parts:
+                parts.append(str(text))
+            node = node.get("innerException")
+        return " / ".join(parts) or html_to_text(raw.decode("utf-8", "replace"))
+    return html_to_text(raw.decode("utf-8", "replace"))
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """``Retry-After`` as seconds (delta or HTTP date), capped; None when absent."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    return max(0.0, min(seconds, _MAX_RETRY_AFTER))
+
+
+class _Retry(Exception):  # noqa: N818
+    """Internal: a retriable failure with an optional server-requested delay."""
+
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
+class AcumaticaClient:
+    """Sends GETs for the tap and its streams; thread-safe, one keep-alive session per thread."""
+
+    def __init__(
+        self,
+        base_url: str,
+        authenticator: AuthBase | None,
+        *,
+        timeout: float = 660.0,
+        max_tries: int = 8,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        login_limit_wait: float = 600.0,
+        user_agent: str | None = None,
+        branch: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Configure the client; no network I/O happens here."""
+        self.base_url = base_url.rstrip("/")
+        self.authenticator = authenticator
+        self.timeout = timeout
+        self.max_tries = max(1, max_tries)
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.login_limit_wait = login_limit_wait
+        self.headers = {"Accept": "application/json"}
+        if user_agent:
+            self.headers["User-Agent"] = user_agent
+        if branch:
+            # API-FACTS §1: PX-CbApiBranch selects the branch per request (also for OAuth).
+            self.headers["PX-CbApiBranch"] = branch
+        self._sleep = sleep
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+        #: server clock - local clock in seconds, from the last ``Date`` header (1 s resolution).
+        self.server_skew: float | None = None
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.cookies = _NoCookies()
+            session.headers.update(self.headers)
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        """Close every thread's session (connections go back to the OS)."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        """Absolute URL of an instance path such as ``/entity``."""
+        return path if "://" in path else f"{self.base_url}/{path.lstrip('/')}"
+
+    def get_json(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        stream: str | None = None,
+        authenticate: bool = True,
+    ) -> Any:
+        """GET ``path`` and decode the JSON body, retrying what can be retried."""
+        return self._get(path, params or {}, stream=stream, authenticate=authenticate)[0]
+
+    def get_bytes(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        stream: str | None = None,
+        authenticate: bool = True,
+    ) -> bytes:
+        """GET ``path`` and return the raw body (for documents decoded elsewhere)."""
+        return self._get(path, params or {}, stream=stream, authenticate=authenticate, raw=True)[1]
+
+    def _get(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        *,
+        stream: str | None,
+        authenticate: bool,
+        raw: bool = False,
+    ) -> tuple[Any, bytes]:
+        query = encode_query(params)
+        url = self.url(path) + (f"?{query}" if query else "")
+        where = self._where(stream, url)
+        attempt = 0
+        reauthenticated = False
+        limit_deadline: float | None = None
+        while True:
+            attempt += 1
+            try:
+                response = self._send(url, authenticate=authenticate)
+                self._note_date(response)
+                if response.status_code == 401 and authenticate and self.authenticator:
+                    if reauthenticated:
+                        msg = f"{where} was refused with HTTP 401 again after signing in anew"
+                        raise AuthError(msg)
+                    reauthenticated = True
+                    attempt -= 1
+                    self._handle_unauthorized(response)
+                    continue
+                self._check(response, where)
+                body = response.content
+                if raw:
+                    return None, body
+                try:
+                    return _DECODER.decode(body), body
+                except msgspec.DecodeError as exc:
+                    # A truncated body (dropped connection mid-stream) decodes badly: retry.
+                    raise _Retry(f"undecodable JSON ({exc})") from exc
+            except _LoginLimit as exc:
+                now = time.monotonic()
+                if limit_deadline is None:
+                    limit_deadline = now + self.login_limit_wait
+                if now >= limit_deadline:
+                    msg = (
+                        f"{where}: Acumatica refused a new API session: 'API Login Limit' (every "
+                        f"API seat is taken by open sessions; still so after waiting "
+                        f"{self.login_limit_wait:.0f}s). Sign out other integrations or raise "
+                        "login_limit_wait_seconds; unclosed sessions expire after 10 minutes."
+                    )
+                    raise AcumaticaAPIError(msg) from exc
+                delay = min(30.0, max(1.0, limit_deadline - now))
+                LOGGER.warning(
+                    "%s: API Login Limit reached (all API seats busy); retrying in %.0fs",
+                    where,
+                    delay,
+                )
+                attempt -= 1
+                self._sleep(delay)
+            except _Retry as exc:
+                if attempt >= self.max_tries:
+                    msg = f"{where} failed after {attempt} tries: {exc.reason}"
+                    raise AcumaticaAPIError(msg) from exc
+                delay = exc.delay if exc.delay is not None else self._backoff(attempt)
+                LOGGER.warning(
+                    "%s: %s; retry %d/%d in %.1fs",
+                    where,
+                    exc.reason,
+                    attempt,
+                    self.max_tries - 1,
+                    delay,
+                )
+                self._sleep(delay)
+
+    def _send(self, url: str, *, authenticate: bool) -> requests.Response:
+        session = self._session()
+        request = requests.Request("GET", url, auth=self.authenticator if authenticate else None)
+        try:
+            prepared = session.prepare_request(request)
+        except AuthError as exc:
+            if _LOGIN_LIMIT.lower() in str(exc).lower():
+                raise _LoginLimit(str(exc)) from exc
+            raise
+        try:
+            return session.send(
+                prepared, timeout=(min(30.0, self.timeout), self.timeout), allow_redirects=True
+            )
+        except requests.exceptions.Timeout as exc:
+            raise _Retry(f"timed out after {self.timeout:.0f}s") from exc
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
+            raise _Retry(f"connection error ({type(exc).__name__})") from exc
+
+    def _handle_unauthorized(self, response: requests.Response) -> None:
+        handler = getattr(self.authenticator, "handle_unauthorized", None)
+        if handler is None:
+            msg = f"{self._where(None, response.url)} was refused with HTTP 401"
+            raise AuthError(msg)
+        try:
+            handler(response.request)
+        except AuthError as exc:
+            if _LOGIN_LIMIT.lower() in str(exc).lower():
+                raise _LoginLimit(str(exc)) from exc
+            raise
+
+    def _check(self, response: requests.Response, where: str) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        detail = describe_error(response)
+        if _LOGIN_LIMIT.lower() in detail.lower() or (
+            status == 429 and _IIS_LIMIT_TEXT in detail.lower()
+        ):
+            raise _LoginLimit(detail)
+        if status == 429 or (status >= 500 and not any(m in detail for m in _FATAL_500)):
+            raise _Retry(f"HTTP {status}: {detail}", retry_after_seconds(response))
+        raise AcumaticaAPIError(f"{where} failed: HTTP {status}: {detail}{_hint(status, detail)}")
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def _note_date(self, response: requests.Response) -> None:
+        value = response.headers.get("Date")
+        if not value:
+            return
+        try:
+            server = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return
+        if server.tzinfo is None:
+            server = server.replace(tzinfo=dt.timezone.utc)
+        self.server_skew = (server - dt.datetime.now(dt.timezone.utc)).total_seconds()
+
+    def _where(self, stream: str | None, url: str) -> str:
+        parts = urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        return f"{stream + ': ' if stream else ''}GET {target}"
+
+
+class _LoginLimit(Exception):  # noqa: N818
+    """Internal: Acumatica's 'API Login Limit' in either shape (API-FACTS §6)."""
+
+
+def _hint(status: int, detail: str) -> str:
+    if _OPTIMIZATION in detail:
+        fields = (
+            detail.split("cause the error:", 1)[-1].strip() if "cause the error" in detail else ""
+        )
+        named = f" ({fields})" if fields else ""
+        return (
+            f". Acumatica cannot read these fields{named} in one list query (API-FACTS §4): "
+            "remove the entities they belong to from `expand` for this stream, or deselect "
+            "the fields in the catalog"
+        )
+    if status == 403:
+        return (
+            ". The API user has no access rights to the form behind this entity: "
+            "grant them or deselect the stream"
+        )
+    if status == 404:
+        return (
+            ". The endpoint does not have this entity or version: "
+            "check endpoint_name and endpoint_version"
+        )
+    return ""
+
+
+def check_base_url(base_url: str) -> str:
+    """Validate ``base_url``: https, or http for loopback hosts only."""
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        msg = f"base_url {base_url!r} must be an http(s) URL such as https://example.acumatica.com"
+        raise ConfigError(msg)
+    if parts.scheme == "http" and parts.hostname not in {"localhost", "127.0.0.1", "::1"}:
+        msg = f"base_url {base_url!r} uses http://, which is only allowed for loopback hosts; use https://"
+        raise ConfigError(msg)
+    if parts.query or parts.fragment:
+        msg = f"base_url {base_url!r} must not have a query or fragment"
+        raise ConfigError(msg)
+    return base_url.strip().rstrip("/")

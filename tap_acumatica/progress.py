@@ -1,0 +1,86 @@
+"""A quiet, periodic progress line per stream on stderr (through the stream's logger)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+
+class Progress:
+    """Tracks windows, records and covered time range; logs at most every ``interval`` seconds.
+
+    Windows are sized on the fly, so their total is not known up front: completion is measured
+    as the share of the planned time range already committed, and the ETA extrapolates it.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        stream: str,
+        *,
+        start: int,
+        end: int,
+        interval: float = 30.0,
+    ) -> None:
+        """Start tracking the range ``[start, end)`` (epoch ms)."""
+        self.logger = logger
+        self.stream = stream
+        self.start = start
+        self.end = end
+        self.interval = interval
+        self.windows = 0
+        self.requests = 0
+        self.records = 0
+        self.covered = start
+        self._began = time.monotonic()
+        self._last = self._began
+
+    @property
+    def fraction(self) -> float:
+        """Share of the range committed so far (1.0 for an empty range)."""
+        span = self.end - self.start
+        return 1.0 if span <= 0 else min(1.0, (self.covered - self.start) / span)
+
+    def advance(self, *, covered: int, records: int, requests: int = 1) -> None:
+        """Record a completed window and log if the interval has passed."""
+        self.windows += 1
+        self.records += records
+        self.requests += requests
+        self.covered = max(self.covered, covered)
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self.log(now)
+
+    def log(self, now: float | None = None, *, final: bool = False) -> None:
+        """Write one progress line."""
+        now = time.monotonic() if now is None else now
+        elapsed = max(now - self._began, 1e-6)
+        rate = self.records / elapsed
+        fraction = self.fraction
+        if final:
+            eta = "done"
+        elif fraction > 0:
+            eta = f"ETA {_duration(elapsed * (1 - fraction) / fraction)}"
+        else:
+            eta = "ETA unknown"
+        self.logger.info(
+            "%s: %d windows (%d requests), %.0f%% of the time range, %d records, "
+            "%.0f records/s, %s",
+            self.stream,
+            self.windows,
+            self.requests,
+            fraction * 100,
+            self.records,
+            rate,
+            eta,
+        )
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
