@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import random
+from functools import lru_cache
 
 COMPANIES = [
     "USA Bartending School",
@@ -99,6 +100,7 @@ def _fmt_guid(x: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+@lru_cache(maxsize=512)
 def amounts(seed: int, n: int = 251) -> list[object]:
     rng = random.Random(seed * 13 + 1)
     out: list[object] = [0, 0.0, 1, 100, 1296, 56.45, 201.73, 410.4545, 97.98, 64.5]

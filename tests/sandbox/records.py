@@ -6,10 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from . import pools
 from .entities import EntityDef, Schema, schema
 from .render import GOLDEN, M64, TenantClock, fmt_guid, mix64, pick, str_hash
 
+_ENC = msgspec.json.Encoder()
+NOTE_MULT = 0x5851F42D4C957F2D
 MISSING: dict[str, Any] = {}  # API-FACTS §3: an empty field is {} (never {"value": null})
 
 
@@ -36,6 +40,8 @@ class FieldGen:
     raw: list[Any] = field(default_factory=list)
     wrapped: list[dict[str, Any]] = field(default_factory=list)
     arg: Any = None
+    prefix: bytes = b""  # b',"Name":' — the member's JSON key, comma first
+    pool_bytes: list[bytes] = field(default_factory=list)  # prefix + encoded wrapped value
 
 
 def _wrap(v: Any) -> dict[str, Any]:
@@ -51,7 +57,10 @@ class SchemaGen:
         self.top = top
         self.fields: dict[str, FieldGen] = {}
         for f in sch.fields:
-            self.fields[f.name] = self._field(f.name, f.type)
+            fg = self._field(f.name, f.type)
+            fg.prefix = b',"' + f.name.encode() + b'":'
+            fg.pool_bytes = [fg.prefix + _ENC.encode(w) for w in fg.wrapped]
+            self.fields[f.name] = fg
         self.custom: dict[tuple[str, str], FieldGen] = {}
         for view, flds in sch.custom.items():
             for fname, ctype in flds.items():
@@ -139,7 +148,7 @@ class SchemaGen:
             return c.created
         if kind == "date":
             h = c.hm if fg.mutable else c.h
-            return self.g.clock.local_midnight_ms(c.created, pick(h, fg.mult, 40) - 3)
+            return self.g.clock.midnight_ms(c.created // 86_400_000 + pick(h, fg.mult, 40) - 3)
         if kind == "guid":
             return c.guid
         if kind == "idx":
@@ -180,6 +189,7 @@ class Generators:
         self._gens: dict[tuple[str, str | None], SchemaGen] = {}
         self.notes = pools.notes(seed)
         self.note_wrapped = [{"value": n} for n in self.notes]
+        self.note_bytes = [_ENC.encode(w) for w in self.note_wrapped]
 
     def ref_key(self, entity: str, r: int) -> Any:
         return self._ref_key(entity, r)
@@ -200,7 +210,7 @@ class Generators:
 
     def note(self, c: Ctx) -> dict[str, Any]:
         # Most notes are empty; some are Unicode; a few are > 2 KB (issue 2, Data).
-        return self.note_wrapped[pick(c.hm, 0x5851F42D4C957F2D, len(self.notes))]
+        return self.note_wrapped[pick(c.hm, NOTE_MULT, len(self.notes))]
 
 
 def record_hash(seed: int, eno: int, idx: int) -> int:

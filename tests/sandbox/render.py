@@ -54,15 +54,14 @@ class TenantClock:
     def local(self, ms: int) -> dt.datetime:
         return dt.datetime.fromtimestamp(ms / 1000, self.tz)
 
-    def local_midnight_ms(self, ms: int, add_days: int = 0) -> int:
-        """Local midnight (as UTC ms) of the local day of ``ms`` plus ``add_days``."""
-        d = dt.datetime.fromtimestamp(ms // 1000, self.tz).date().toordinal() + add_days
-        got = self._day_cache.get(d)
+    def midnight_ms(self, day: int) -> int:
+        """Tenant-local midnight (as UTC ms) of calendar day ``day`` (days since 1970-01-01)."""
+        got = self._day_cache.get(day)
         if got is None:
-            day = dt.date.fromordinal(d)
-            local = dt.datetime(day.year, day.month, day.day, tzinfo=self.tz)
+            d = dt.date(1970, 1, 1) + dt.timedelta(days=day)
+            local = dt.datetime(d.year, d.month, d.day, tzinfo=self.tz)
             got = int(local.timestamp()) * 1000
-            self._day_cache[d] = got
+            self._day_cache[day] = got
         return got
 
     def parse_local_naive(self, text: str) -> int:

@@ -1,0 +1,211 @@
+"""Vectorised page rendering straight to JSON bytes (issue 2 §9: the sandbox must not be the
+bottleneck of a tap benchmark).
+
+Every member of a record is rendered column-wise for the whole page: hashes and pool picks are
+numpy operations, and each pool value is pre-encoded together with its key (``,"Status":{"value":
+"Open"}``), so a record body is one C-level ``b"".join`` of a row of fragments. The formulas are
+the vector twins of ``records.SchemaGen.raw_value``/``sub_ctx``/``line_count``; a test checks
+that both produce the same records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from .entities import schema
+from .records import FieldGen, Generators, SchemaGen
+from .render import GOLDEN, M64
+
+_ENC = msgspec.json.Encoder()
+U = np.uint64
+_SH30, _SH27, _SH31, _SH32 = U(30), U(27), U(31), U(32)
+_C1, _C2 = U(0xBF58476D1CE4E5B9), U(0x94D049BB133111EB)
+_GOLD = U(GOLDEN)
+_NOTE_EMPTY = b'{"value":""}'
+_ROWNUMBERS = [b'","rowNumber":' + str(i + 1).encode() for i in range(64)]
+
+
+def vmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser over a uint64 array (wrapping arithmetic, as ``render.mix64``)."""
+    x = x ^ (x >> _SH30)
+    x = x * _C1
+    x = x ^ (x >> _SH27)
+    x = x * _C2
+    return x ^ (x >> _SH31)
+
+
+def vpick(h: np.ndarray, mult: int, n: int) -> list[int]:
+    return (((h * U(mult & M64)) >> _SH32) % U(n)).tolist()
+
+
+def vrecord_hash(seed: int, eno: int, idx: np.ndarray) -> np.ndarray:
+    base = U(((seed * GOLDEN) & M64) ^ (eno << 52))
+    return vmix64(base ^ vmix64(idx.astype(U) + U(1)))
+
+
+def vrev_hash(h: np.ndarray, rev: np.ndarray) -> np.ndarray:
+    bumped = vmix64(h ^ (rev.astype(U) * U(0xD1B54A32D192ED03)))
+    return np.where(rev == 0, h, bumped)
+
+
+def guids_of(h: np.ndarray) -> list[str]:
+    """``render.fmt_guid((h << 64) | mix64(h))`` for every element."""
+    out = []
+    for a, b in zip(h.tolist(), vmix64(h).tolist(), strict=True):
+        x = f"{a:016x}{b:016x}"
+        out.append(f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}")
+    return out
+
+
+@dataclass
+class Cols:
+    """Per-row inputs of one level (records, detail lines or linked entities)."""
+
+    h: np.ndarray
+    hm: np.ndarray
+    changed: np.ndarray
+    created: np.ndarray
+    idx: np.ndarray
+    line: np.ndarray
+    guids: list[str]
+    keys: list[tuple[Any, ...]] | None
+
+
+class PageRenderer:
+    """Renders the bodies (everything after ``"note":…``) of many rows of one selection."""
+
+    def __init__(self, gens: Generators, files_base: str) -> None:
+        self.g = gens
+        self.files_base = files_base  # "<site>/entity/Default/<v>/files/<graph>"
+        self._day_bytes: dict[tuple[bytes, int], bytes] = {}
+
+    def members(self, sel: Any, c: Cols) -> list[tuple[bytes, ...]]:
+        """Member fragments (each starting with a comma) per row, still to be joined."""
+        gen: SchemaGen = sel.gen
+        n = len(c.guids)
+        cols: list[list[bytes]] = []
+        for name, kind, payload in sel.members:
+            if kind == "f":
+                cols.append(self.field(gen, payload, c))
+            elif kind == "d":
+                cols.append(self.detail(gen, name, payload, c, linked=False))
+            elif kind == "l":
+                cols.append(self.detail(gen, name, payload, c, linked=True))
+            else:
+                cols.append([b',"files":[]'] * n)
+        cols.append(self.custom(gen, sel, c))
+        return list(zip(*cols, strict=True))
+
+    def field(self, gen: SchemaGen, fg: FieldGen, c: Cols) -> list[bytes]:
+        kind = fg.kind
+        h = c.hm if fg.mutable else c.h
+        pre = fg.prefix
+        if kind == "pool":
+            pb = fg.pool_bytes
+            return [pb[k] for k in vpick(h, fg.mult, len(pb))]
+        if kind == "key":
+            assert c.keys is not None
+            pos = fg.arg
+            return [pre + b'{"value":' + _ENC.encode(k[pos]) + b"}" for k in c.keys]
+        if kind in {"changed", "created"}:
+            fmt = self.g.clock.fmt
+            src = c.changed if kind == "changed" else c.created
+            return [pre + b'{"value":"' + fmt(ms).encode() + b'"}' for ms in src.tolist()]
+        if kind == "date":
+            days = (c.created // 86_400_000).tolist()
+            offs = vpick(h, fg.mult, 40)
+            return [self._day(pre, d + o - 3) for d, o in zip(days, offs, strict=True)]
+        if kind == "guid":
+            return [pre + b'{"value":"' + g.encode() + b'"}' for g in c.guids]
+        if kind == "idx":
+            base = fg.arg
+            return [pre + b'{"value":' + str(base + i).encode() + b"}" for i in c.idx.tolist()]
+        if kind == "line":
+            return [pre + b'{"value":' + str(i + 1).encode() + b"}" for i in c.line.tolist()]
+        if kind == "ref":
+            ref = self.g.ref_key
+            ent = fg.arg
+            return [
+                pre + b'{"value":' + _ENC.encode(ref(ent, r)) + b"}"
+                for r in vpick(h, fg.mult, 1 << 30)
+            ]
+        raise AssertionError(kind)
+
+    def _day(self, pre: bytes, day: int) -> bytes:
+        key = (pre, day)
+        got = self._day_bytes.get(key)
+        if got is None:
+            clock = self.g.clock
+            got = pre + b'{"value":"' + clock.fmt(clock.midnight_ms(day)).encode() + b'"}'
+            self._day_bytes[key] = got
+        return got
+
+    def custom(self, gen: SchemaGen, sel: Any, c: Cols) -> list[bytes]:
+        n = len(c.guids)
+        if not sel.custom:
+            return [b',"custom":{}'] * n
+        per_row: list[dict[str, Any]] = [{} for _ in range(n)]
+        for view, fname, cg in sel.custom:
+            h = c.hm if cg.mutable else c.h
+            typ = f"Custom{cg.type}Field"
+            for row, k in zip(per_row, vpick(h, cg.mult, len(cg.raw)), strict=True):
+                row.setdefault(view, {})[fname] = {"type": typ, "value": cg.raw[k]}
+        return [b',"custom":' + _ENC.encode(row) for row in per_row]
+
+    def detail(
+        self,
+        gen: SchemaGen,
+        member: str,
+        sub_sel: Any,
+        c: Cols,
+        *,
+        linked: bool,
+    ) -> list[bytes]:
+        n = len(c.guids)
+        salt = gen.salts[member]
+        if linked:
+            counts = np.ones(n, dtype=np.int64)
+        else:
+            lo, hi = schema(gen.schema.details[member]).lines
+            counts = lo + np.array(vpick(c.hm, salt | 1, hi - lo + 1), dtype=np.int64)
+        total = int(counts.sum())
+        rep = np.repeat(np.arange(n), counts)
+        starts = np.cumsum(counts) - counts
+        line = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
+        ph, phm = c.h[rep], c.hm[rep]
+        lmix = U(salt) ^ (line.astype(U) * _GOLD)
+        sh = vmix64(ph ^ lmix)
+        shm = np.where(phm == ph, sh, vmix64(phm ^ lmix))
+        guids = guids_of(sh)
+        sub = Cols(sh, shm, c.changed[rep], c.created[rep], c.idx[rep], line, guids, None)
+        bodies = self.members(sub_sel, sub)
+        note = b"null" if sub_sel.gen.schema.note_null else _NOTE_EMPTY
+        key = b',"' + member.encode() + b'":'
+        join = b"".join
+        if linked:
+            pre = key + b'{"id":"'
+            mid = b'","rowNumber":1,"note":' + note
+            return [
+                join((pre, g.encode(), mid, *body, b"}"))
+                for g, body in zip(guids, bodies, strict=True)
+            ]
+        fput = b',"_links":{"files:put":"' + f"{self.files_base}/{sub_sel.view}/".encode()
+        numbers = _ROWNUMBERS
+        mid = b',"note":' + note
+        lines = []
+        for g, ln, body in zip(guids, line.tolist(), bodies, strict=True):
+            ge = g.encode()
+            lines.append(
+                join((b'{"id":"', ge, numbers[ln], mid, *body, fput, ge, b'/{filename}"}}'))
+            )
+        out = []
+        pos = 0
+        opener = key + b"["
+        for cnt in counts.tolist():
+            out.append(join((opener, b",".join(lines[pos : pos + cnt]), b"]")))
+            pos += cnt
+        return out
