@@ -41,6 +41,14 @@ LOGIN_LIMIT_MESSAGE = (
     "API Users' (License Monitoring Console, SM604000)"
 )
 
+
+class LoginLimitError(AuthError):
+    """Every API seat is taken ("API Login Limit"); a later retry may succeed."""
+
+    def __init__(self, message: str = LOGIN_LIMIT_MESSAGE) -> None:
+        super().__init__(message)
+
+
 AUTH_SETTINGS: list[th.Property] = [
     th.Property(
         "auth_method",
@@ -296,7 +304,7 @@ class CookieAuthenticator(AcumaticaAuthenticator):
             msg = f"cannot reach Acumatica to sign in at {self.base_url}: {type(exc).__name__}"
             raise AuthError(msg) from None
         if is_login_limit(resp):
-            raise AuthError(LOGIN_LIMIT_MESSAGE)
+            raise LoginLimitError
         if resp.status_code >= 400:
             if "Invalid credentials" in resp.text:
                 msg = "Acumatica rejected the username or password (Invalid credentials)"

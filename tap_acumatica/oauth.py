@@ -21,8 +21,8 @@ import requests
 from tap_acumatica import codegrant, redact
 from tap_acumatica.auth import (
     DEFAULT_SCOPE,
-    LOGIN_LIMIT_MESSAGE,
     AcumaticaAuthenticator,
+    LoginLimitError,
     error_text,
     is_login_limit,
     tenant_of,
@@ -242,7 +242,7 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
         except requests.RequestException:
             raise _AmbiguousError from None
         if is_login_limit(resp):
-            raise AuthError(LOGIN_LIMIT_MESSAGE)
+            raise LoginLimitError
         try:
             body = resp.json()
         except ValueError:
@@ -266,11 +266,13 @@ def parse_token_response(body: Mapping[str, Any], fallback_rt: str | None = None
         expires_in = float(body.get("expires_in") or 3600)
     except (TypeError, ValueError):
         expires_in = 3600.0
+    now = time.time()
     return TokenSet(
         access_token=str(body["access_token"]),
         refresh_token=body.get("refresh_token") or fallback_rt,
-        expires_at=time.time() + expires_in,
+        expires_at=now + expires_in,
         scope=body.get("scope"),
+        issued_at=now,
     )
 
 

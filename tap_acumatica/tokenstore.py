@@ -78,16 +78,20 @@ class TokenSet:
     refresh_token: str | None = None
     expires_at: float | None = None
     scope: str | None = None
+    issued_at: float | None = None
 
     def access_valid(self, margin: float = 60.0, now: float | None = None) -> bool:
         """True if there is an access token that is good for at least ``margin`` seconds.
 
-        A token of unknown expiry counts as valid until the server says otherwise (401).
+        The margin shrinks to half the token's lifetime for short-lived tokens. A token of
+        unknown expiry counts as valid until the server says otherwise (401).
         """
         if not self.access_token:
             return False
         if self.expires_at is None:
             return True
+        if self.issued_at is not None:
+            margin = min(margin, max(0.0, self.expires_at - self.issued_at) / 2)
         return self.expires_at - margin > (time.time() if now is None else now)
 
 
@@ -179,6 +183,7 @@ class TokenStore:
             refresh_token=body.get("refresh_token") or None,
             expires_at=_ts(body.get("expires_at")),
             scope=body.get("scope") or None,
+            issued_at=_ts(body.get("issued_at")),
         )
         return StoredTokens(
             tokens=tokens,
@@ -197,6 +202,7 @@ class TokenStore:
             **(meta or {}),
             "fingerprint": stored.fingerprint,
             "access_token": t.access_token,
+            "issued_at": _iso(t.issued_at),
             "expires_at": _iso(t.expires_at),
             "refresh_token": t.refresh_token,
             "scope": t.scope,
