@@ -100,11 +100,31 @@ def show(sbx: Sandbox, records: dict[str, list[dict[str, Any]]]) -> None:
         except Exception:  # a stream that is not a sandbox entity
             live = "-"
         say(f"  {stream:<22}{len(rows):>9}{live!s:>12}  {rel}/{stream}.jsonl")
-    sample_stream = next((s for s in records if records[s]), None)
+    sample_stream = (
+        "SalesOrder"
+        if records.get("SalesOrder")
+        else next((s for s in records if records[s]), None)
+    )
     if sample_stream:
-        sample = json.dumps(records[sample_stream][0], ensure_ascii=False)
-        cut = sample[:600] + (" …" if len(sample) > 600 else "")
-        say(f"\nA {sample_stream} record:\n  {cut}")
+        say(f"\nA {sample_stream} record, abridged:")
+        say("  " + json.dumps(abridged(records[sample_stream][0]), ensure_ascii=False))
+
+
+PREFERRED = (
+    "id", "OrderType", "OrderNbr", "CustomerID", "CustomerName", "InventoryID", "Description",
+    "Status", "OrderTotal", "OrderQty", "Amount", "LastModified", "LastModifiedDateTime",
+)  # fmt: skip
+
+
+def abridged(record: dict[str, Any], keys: int = 8) -> dict[str, Any]:
+    """A few telling fields of a record, and of its first nested detail line."""
+    scalars = [k for k, v in record.items() if not isinstance(v, (dict, list))]
+    chosen = [k for k in PREFERRED if k in scalars] + [k for k in scalars if k not in PREFERRED]
+    out: dict[str, Any] = {k: record[k] for k in chosen[:keys]}
+    for name, value in record.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            out[name] = [abridged(value[0], keys=4), f"… {len(value)} lines"]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ Usage (from the repo root)::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import subprocess
@@ -35,6 +36,7 @@ MD_END = "<!-- <<< settings -->"
 _WORDS = {"url": "URL", "id": "ID", "oauth": "OAuth", "api": "API", "uri": "URI", "ssl": "SSL"}
 
 
+@functools.cache
 def about(fmt: str) -> str:
     """Output of ``tap-acumatica --about --format=<fmt>`` run from this checkout."""
     proc = subprocess.run(
