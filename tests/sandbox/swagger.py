@@ -140,7 +140,9 @@ class _Doc:
             },
         }
 
-    def add_schema(self, sch: Schema) -> None:
+    def add_schema(self, sch: Schema, *, top: bool = False) -> None:
+        if top:
+            self.add_action(sch)
         if sch.name in self.schemas:
             return
         self.schemas[sch.name] = {}  # reserve (recursive linked types)
@@ -156,6 +158,8 @@ class _Doc:
         self.schemas[sch.name] = {
             "allOf": [self.ref("Entity"), {"type": "object", "properties": props}]
         }
+
+    def add_action(self, sch: Schema) -> None:
         self.schemas[f"{sch.name}CustomAction"] = {
             "required": ["entity"],
             "type": "object",
@@ -367,7 +371,7 @@ def build_document(version: str, server_url: str) -> dict[str, Any]:
     tags = []
     for name in sorted(ENTITIES):
         edef = ENTITIES[name]
-        doc.add_schema(edef)
+        doc.add_schema(edef, top=True)
         paths.update(doc.entity_paths(name))
         tags.append({"name": name, "description": f"{edef.title} ({edef.screen})"})
     info = {"title": f"Default/{version}", "version": "4"}
