@@ -10,12 +10,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import requests
 
 from tests.sandbox.limits import DeclinedError, Limiter
-from tests.support import REPO, Sandbox
+from tests.support import REPO, Sandbox, wait_for
 
 V24 = "/entity/Default/24.200.001"
 
@@ -246,3 +247,72 @@ def test_queue_declines_past_20_waiting() -> None:
         th.join(5)
     assert lim.queued == 0
     assert lim.declined == 1
+
+
+# ---------------------------------------------------------------- data through the server
+
+
+def test_entity_routes_serve_the_dataset(sandbox: Sandbox) -> None:
+    s = cookie_session(sandbox)
+    try:
+        r = s.get(f"{sandbox.url}{V24}/Customer", params={"$top": "3"}, timeout=30)
+        assert r.status_code == 200
+        assert r.headers["Content-Type"].startswith("application/json")
+        page = r.json()
+        assert [rec["rowNumber"] for rec in page] == [1, 2, 3]
+        first = page[0]
+        by_id = s.get(f"{sandbox.url}{V24}/Customer/{first['id']}", timeout=30).json()
+        key = first["CustomerID"]["value"]
+        by_key = s.get(f"{sandbox.url}{V24}/Customer/{key}", timeout=30).json()
+        assert by_id["id"] == by_key["id"] == first["id"]
+        missing = s.get(f"{sandbox.url}{V24}/Customer/NO-SUCH-KEY", timeout=30)
+        assert missing.status_code == 500
+        assert missing.json()["exceptionMessage"] == "No entity satisfies the condition."
+        bad = s.get(f"{sandbox.url}{V24}/Customer", params={"$filter": "Nope eq 1"}, timeout=30)
+        assert bad.status_code >= 400
+        assert {"message", "exceptionMessage", "exceptionType"} <= set(bad.json())
+        adhoc = s.get(f"{sandbox.url}{V24}/Customer/$adHocSchema", timeout=30)
+        assert adhoc.status_code == 200
+        assert "custom" in adhoc.json()
+        rows = {(q["path"]) for q in sandbox.stats()["queries"]}
+        assert f"{V24}/Customer/{{id}}" in rows
+        assert f"{V24}/Customer/{{keys}}" in rows
+    finally:
+        s.post(f"{sandbox.url}/entity/auth/logout", timeout=30)
+
+
+def test_swagger_routes(sandbox: Sandbox) -> None:
+    assert requests.get(f"{sandbox.url}{V24}/swagger.json", timeout=30).status_code == 401
+    doc = requests.get(f"{sandbox.url}{V24}/swagger.json?company=Company", timeout=30).json()
+    assert doc["openapi"] == "3.0.1"
+    old = "/entity/Default/23.200.001/swagger.json?company=Company"
+    assert requests.get(sandbox.url + old, timeout=30).json()["swagger"] == "2.0"
+    inst = requests.get(f"{sandbox.url}/entity/swagger.json", timeout=30).json()
+    assert "/auth/login" in inst["paths"]
+
+
+def test_mutate_shows_up_in_lists_and_ground_truth(sandbox_factory: Callable[..., Sandbox]) -> None:
+    sbx = sandbox_factory("--records", "20", "--burst-size", "0")
+    s = cookie_session(sbx)
+    before = sbx.ground_truth("Customer")
+    out = sbx.admin("POST", "mutate", {"entity": "Customer", "op": "insert", "count": 2})
+    assert len(out["ids"]) == 2
+    after = sbx.ground_truth("Customer")
+    assert len(after["live"]) == len(before["live"]) + 2
+    listed = s.get(f"{sbx.url}{V24}/Customer", timeout=30).json()
+    assert {r["id"] for r in listed} == {r["id"] for r in after["live"]}
+    sbx.admin("POST", "mutate", {"entity": "Customer", "op": "delete", "ids": out["ids"][:1]})
+    assert out["ids"][0] in {d["id"] for d in sbx.ground_truth("Customer")["deleted"]}
+
+
+def test_background_writers(sandbox_factory: Callable[..., Sandbox]) -> None:
+    sbx = sandbox_factory("--records", "20", "--writers", "200")
+
+    def snapshot() -> tuple[Any, ...]:
+        gt = sbx.ground_truth("SalesOrder"), sbx.ground_truth("Customer")
+        return tuple(
+            (len(g["live"]), len(g["deleted"]), max(r["changed"] for r in g["live"])) for g in gt
+        )
+
+    first = snapshot()
+    assert wait_for(lambda: snapshot() != first, timeout=10)
