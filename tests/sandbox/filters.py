@@ -39,12 +39,19 @@ EDM = {
     "Long": "Edm.Int64",
     "Dbl": "Edm.Double",
     "Byte": "Edm.Byte",
-    # custom field types (cf.<Type>)
+}
+# API-FACTS §4: custom fields are filtered with cf.<Type>(f='View.Field')
+CF_EDM = {
     "String": "Edm.String",
+    "Int": "Edm.Int32",
+    "Short": "Edm.Int16",
+    "Long": "Edm.Int64",
+    "Byte": "Edm.Byte",
     "Decimal": "Edm.Decimal",
-    "DateTime": "Edm.DateTime",
-    "Boolean": "Edm.Boolean",
     "Double": "Edm.Double",
+    "Boolean": "Edm.Boolean",
+    "DateTime": "Edm.DateTime",
+    "Guid": "Edm.Guid",
 }
 NUMERIC = {"Edm.Decimal", "Edm.Int32", "Edm.Int16", "Edm.Int64", "Edm.Double", "Edm.Byte"}
 TEMPORAL = {"Edm.DateTimeOffset", "Edm.DateTime"}
@@ -250,7 +257,7 @@ class Parser:
         self.expect("(")
         if name.startswith("cf."):
             ctype = name[3:]
-            if ctype not in EDM or ctype in {"S", "Dec", "DT", "Int", "Bool"}:
+            if ctype not in CF_EDM:
                 raise odata_error(f"Unknown function '{name}'.")
             kind, val, p2 = self.take()
             if val != "f":
@@ -267,7 +274,7 @@ class Parser:
                 )
             self.resolve(f"cf:{ctype}:{ref}")
             self.expect(")")
-            return ("cf", view, fname, EDM[ctype])
+            return ("cf", view, fname, CF_EDM[ctype])
         if name not in FUNCS:
             raise odata_error(f"Unknown function '{name}'.")
         a = self.operand()
