@@ -17,7 +17,7 @@ EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
 
 @pytest.fixture(scope="module")
 def sbx() -> Iterator[Sandbox]:
-    s = Sandbox("--seed", "3", "--records", "60")
+    s = Sandbox("--seed", "3", "--records", "60", "--burst-size", "0")
     yield s
     s.stop()
 
@@ -112,7 +112,9 @@ def test_gi_filter(sbx: Sandbox, basic: tuple[str, str]) -> None:
 
 
 def test_gi_filter_timezone(sandbox_factory: Callable[..., Sandbox]) -> None:
-    sbx = sandbox_factory("--seed", "3", "--records", "20", "--tz", "Asia/Tokyo")
+    sbx = sandbox_factory(
+        "--seed", "3", "--records", "20", "--tz", "Asia/Tokyo", "--burst-size", "0"
+    )
     creds = sbx.credentials()
     auth = (creds["username"], creds["password"])
     every = rows(sbx, auth, "CustomerList")
