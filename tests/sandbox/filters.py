@@ -246,7 +246,7 @@ class Parser:
         text = body.strip()
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
-        if " " in text and "T" not in text:
+        if " " in text:  # an unencoded '+' arrives as a space (API-FACTS §4: URL-encode it)
             raise ValueError(body)
         parsed = dt.datetime.fromisoformat(text)
         if parsed.tzinfo is None:

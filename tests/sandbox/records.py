@@ -80,7 +80,9 @@ class SchemaGen:
         return FieldGen(fname, ctype, "pool", str_hash(view + "." + fname) | 1, raw=raw)
 
     def _field(self, name: str, typ: str) -> FieldGen:
-        mult = str_hash(self.schema.name + "." + name) | 1
+        # City/State/Country/PostalCode pick the same row of the (equal-length) city pools
+        salt = "City" if name in {"City", "State", "Country", "PostalCode"} else name
+        mult = str_hash(self.schema.name + "." + salt) | 1
         top = self.top
         mutable = top is not None and name in top.mutable
         if top is not None:
