@@ -526,3 +526,19 @@ def test_adhoc_schema(ds: Dataset) -> None:
     so = json.loads(ds.adhoc_schema(V24, "SalesOrder"))
     assert so["Details"][0]["custom"]["Transactions"]["UsrGiftWrap"]["value"] is None
     assert "LastModifiedDateTime" not in json.loads(ds.adhoc_schema(V23, "StockItem"))
+
+
+@pytest.mark.parametrize("tz", ["America/New_York", "UTC", "Australia/Lord_Howe", "Asia/Kolkata"])
+def test_vectorised_time_formatting_matches_scalar(tz: str) -> None:
+    import numpy as np  # noqa: PLC0415
+
+    from tests.sandbox.render import TenantClock  # noqa: PLC0415
+
+    clock = TenantClock(tz)
+    rng = random.Random(4)
+    xs = [rng.randrange(1_500_000_000_000, 1_900_000_000_000) for _ in range(3000)]
+    for start in clock._starts.tolist()[-120:-100]:
+        xs += [start - 1, start, start + 1, start - 3_600_000]
+    xs += [x - x % 1000 for x in xs[:200]] + [x - x % 10 for x in xs[:200]]
+    assert clock.fmt_many(np.array(xs, dtype=np.int64)) == [clock.fmt(x) for x in xs]
+    assert clock.fmt(1_700_000_000_000)[:9] == "2023-11-1"

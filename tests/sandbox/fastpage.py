@@ -112,9 +112,9 @@ class PageRenderer:
             pos = fg.arg
             return [pre + b'{"value":' + _ENC.encode(k[pos]) + b"}" for k in c.keys]
         if kind in {"changed", "created"}:
-            fmt = self.g.clock.fmt
             src = c.changed if kind == "changed" else c.created
-            return [pre + b'{"value":"' + fmt(ms).encode() + b'"}' for ms in src.tolist()]
+            pre = pre + b'{"value":"'
+            return [pre + s.encode() + b'"}' for s in self.g.clock.fmt_many(src)]
         if kind == "date":
             days = (c.created // 86_400_000).tolist()
             offs = vpick(h, fg.mult, 40)

@@ -6,6 +6,8 @@ import datetime as dt
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 M64 = 0xFFFFFFFFFFFFFFFF
 GOLDEN = 0x9E3779B97F4A7C15
 UTC = dt.timezone.utc
@@ -46,6 +48,25 @@ class TenantClock:
     def __init__(self, tz: str) -> None:
         self.tz = ZoneInfo(tz)
         self._day_cache: dict[int, int] = {}
+        self._starts, self._offsets = _transitions(tz)
+        self._suffix = {
+            m: f"{'+' if m >= 0 else '-'}{abs(m) // 60:02d}:{abs(m) % 60:02d}"
+            for m in set(self._offsets.tolist())
+        }
+
+    def fmt_many(self, ms: np.ndarray) -> list[str]:
+        """Vectorised :meth:`fmt` (same strings) for an int64 array of UTC milliseconds."""
+        if len(ms) == 0:
+            return []
+        if ms.min() < self._starts[0] or ms.max() >= _SCAN_END_MS:
+            return [self.fmt(x) for x in ms.tolist()]
+        pos = np.searchsorted(self._starts, ms, side="right") - 1
+        offs = self._offsets[pos]
+        local = (ms + offs * 60_000).astype("datetime64[ms]").astype(str).tolist()
+        suffix = self._suffix
+        return [
+            s.rstrip("0").rstrip(".") + suffix[o] for s, o in zip(local, offs.tolist(), strict=True)
+        ]
 
     def fmt(self, ms: int) -> str:
         """``2024-08-15T16:03:27.513-04:00``: 0-3 fractional digits, trailing zeros dropped."""
@@ -68,6 +89,40 @@ class TenantClock:
         """A literal without offset is read as tenant-local time (API-FACTS §3) → UTC µs."""
         naive = dt.datetime.fromisoformat(text)
         return to_us(naive.replace(tzinfo=self.tz))
+
+
+_SCAN_START = dt.datetime(1990, 1, 1, tzinfo=UTC)
+_SCAN_END_MS = int(dt.datetime(2070, 1, 1, tzinfo=UTC).timestamp()) * 1000
+
+
+@lru_cache(maxsize=16)
+def _transitions(tz: str) -> tuple[np.ndarray, np.ndarray]:
+    """UTC ms from which each UTC offset (minutes) of ``tz`` applies, 1990-2070."""
+    zone = ZoneInfo(tz)
+
+    def offset(t: dt.datetime) -> int:
+        off = t.astimezone(zone).utcoffset()
+        return int(off.total_seconds() // 60) if off is not None else 0
+
+    starts = [int(_SCAN_START.timestamp()) * 1000]
+    offsets = [offset(_SCAN_START)]
+    day = dt.timedelta(days=3)  # offsets never change twice within 3 days
+    t = _SCAN_START
+    end = dt.datetime(2070, 1, 1, tzinfo=UTC)
+    while t < end:
+        nxt = t + day
+        if offset(nxt) != offsets[-1]:
+            lo, hi = int(t.timestamp()), int(nxt.timestamp())  # bisect to the second
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if offset(dt.datetime.fromtimestamp(mid, UTC)) == offsets[-1]:
+                    lo = mid
+                else:
+                    hi = mid
+            starts.append(hi * 1000)
+            offsets.append(offset(nxt))
+        t = nxt
+    return np.array(starts, dtype=np.int64), np.array(offsets, dtype=np.int64)
 
 
 @lru_cache(maxsize=65536)
