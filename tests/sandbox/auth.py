@@ -248,7 +248,8 @@ class AuthState:
             sess = self.sessions.get(sid or "")
             if sess is None or sess.kind != "cookie":
                 return json_reply(401, NOT_LOGGED_IN)
-            if not hmac.compare_digest(cookies.get(".ASPXAUTH", "").encode(), sess.aspxauth.encode()):
+            sent = cookies.get(".ASPXAUTH", "").encode()
+            if not hmac.compare_digest(sent, sess.aspxauth.encode()):
                 return json_reply(401, NOT_LOGGED_IN)
             sess.last_used = now
             return None

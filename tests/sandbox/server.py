@@ -175,6 +175,10 @@ class SandboxServer(ThreadingHTTPServer):
         port = self.server_address[1]
         app.base_url = f"http://127.0.0.1:{port}{app.opt.site_path}"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that vanish mid-response are normal here; never dump tracebacks to stderr."""
+        log.debug("connection error from %s", client_address, exc_info=True)
+
 
 def parse_cookies(header: str | None) -> dict[str, str]:
     out: dict[str, str] = {}
