@@ -71,7 +71,7 @@ class Dataset(Changes):
                 burst = min(burst_size, n) if burst_size > 0 else 0
             self.tables[name] = Table(edef, eno, n, seed, end, burst)
         self.gens = Generators(seed, self.clock, self._ref_key)
-        self._sel_cache: dict[tuple[Any, ...], tuple[Sel, Any, set[str]]] = {}
+        self._sel_cache: dict[tuple[Any, ...], tuple[Sel, Any, set[str], tuple[Any, ...]]] = {}
         self._cache: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
         self._cache_bytes = 0
         self._cache_lock = threading.Lock()
@@ -142,11 +142,14 @@ class Dataset(Changes):
                 params.get("$custom"),
                 fields,
             )
-            got = (sel, ast, fields)
+            # the rendered bytes depend on the filter only through the fields it adds to $select
+            extra = tuple(sorted(fields)) if params.get("$select") else ()
+            sig = (version, edef.name, *key[3:], extra)
+            got = (sel, ast, fields, sig)
             if len(self._sel_cache) > 2000:
                 self._sel_cache.clear()
             self._sel_cache[key] = got
-        return (*got, key)
+        return got
 
     def _resolver(self, version: str, edef: EntityDef) -> filters.Resolver:
         def resolve(path: str) -> str:
