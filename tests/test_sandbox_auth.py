@@ -422,6 +422,11 @@ def test_id_token_and_userinfo(auto: Sandbox, auto_creds: dict[str, Any]) -> Non
         headers={"Authorization": f"Bearer {body['access_token']}"},
     )
     assert r.json()["sub"] == "admin@Company"
+    auto.admin("POST", "reset")
+    no_api = password_grant(auto, auto_creds, scope="openid")
+    assert bearer_get(auto, no_api["access_token"]).status_code == 403
+    # Basic auth is for OData only, not for the contract-based REST API.
+    assert get(auto.url + LIST, auth=("admin", auto_creds["password"])).status_code == 401
 
 
 # ---------------------------------------------------------------- the real sign-in page

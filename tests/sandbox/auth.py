@@ -233,15 +233,20 @@ class AuthState:
                 self.counters.logouts += 1
         return Reply(204, b"", None)
 
-    def authenticate(self, cookies: dict[str, str], authorization: str | None) -> Reply | None:
-        """Check a request's cookie session or bearer token; None = OK, else the error reply."""
+    def authenticate(
+        self, cookies: dict[str, str], authorization: str | None, *, allow_basic: bool = False
+    ) -> Reply | None:
+        """Check a request's cookie session or bearer token; None = OK, else the error reply.
+
+        ``allow_basic``: OData also takes basic auth (API-FACTS §8); the REST API does not.
+        """
         now = self.clock.time()
         with self._lock:
             self._purge(now)
             token = _bearer(authorization)
             if token is not None:
                 return self._check_bearer(token, now)
-            basic = _basic(authorization)
+            basic = _basic(authorization) if allow_basic else None
             if basic is not None and self.check_user(*basic):
                 return None  # API-FACTS §8: basic auth is a conventional user, no API seat
             sid = cookies.get("ASP.NET_SessionId")
@@ -260,6 +265,8 @@ class AuthState:
         if at is None or at.revoked or now >= at.expires:
             return json_reply(401, NOT_LOGGED_IN, www)
         chain = self.chains[at.chain]
+        if "api" not in chain.scope:  # API-FACTS §7: the "api" scope grants REST/OData access
+            return json_reply(403, {"message": "The access token does not grant the 'api' scope."})
         sess = self.sessions.get(chain.session or "")
         if sess is None:
             try:
@@ -327,7 +334,6 @@ class AuthState:
             "authorization_endpoint": f"{ident}/connect/authorize",
             "token_endpoint": f"{ident}/connect/token",
             "userinfo_endpoint": f"{ident}/connect/userinfo",
-            "end_session_endpoint": f"{ident}/connect/endsession",
             "scopes_supported": list(SCOPES),
             "claims_supported": ["sub", "name", "email", "preferred_username"],
             "grant_types_supported": [
