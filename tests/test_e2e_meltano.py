@@ -233,6 +233,32 @@ def test_meltano_run_into_jsonl_matches_ground_truth_then_only_changes(
     assert len(second["Subaccount"]) == len(sbx.ground_truth("Subaccount")["live"])
 
 
+def test_quick_start_demo_runs_and_reports_what_landed(meltano: Meltano) -> None:
+    """README quick-start command 1 (``./scripts/demo.sh`` = this module under uv)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.demo", "--records", "30", "--incremental"],
+        cwd=REPO,
+        env={**meltano.env, "MELTANO_DATABASE_URI": f"sqlite:///{meltano.home}/demo.db"},
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    rows = re.findall(r"^  (\w+) +(\d+) +(\d+)  output/demo/\1\.jsonl$", out, re.MULTILINE)
+    first = {stream: (int(n), int(live)) for stream, n, live in rows[: len(STREAMS)]}
+    assert set(first) == set(STREAMS)
+    assert all(n == live for n, live in first.values()), first
+    second = {stream: int(n) for stream, n, _ in rows[len(STREAMS) :]}
+    assert second.get("Customer") == 3, "the incremental run brings exactly the 3 updated"
+    assert "SalesOrder" not in second
+    assert "Sandbox stopped." in out
+    assert "API sessions left open on the sandbox: 0" in out
+    for prefix in ("sbxpw-", "sbxcs-", "sbxat-", "sbxrt-"):
+        assert prefix not in out + proc.stderr
+
+
 @pytest.fixture
 def pg() -> Iterator[PostgresServer]:
     try:
