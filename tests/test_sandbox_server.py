@@ -186,6 +186,19 @@ def test_more_than_20_queued_get_429(sandbox_factory: Callable[..., Sandbox]) ->
     assert sbx.stats()["license"]["declined"] == statuses.count(429)
 
 
+def test_per_minute_budget_slows_requests(sandbox_factory: Callable[..., Sandbox]) -> None:
+    sbx = sandbox_factory("--records", "5", "--per-minute", "120")
+    s = cookie_session(sbx)  # the login is request 1 of the minute
+    for _ in range(59):  # requests 2..60: within the first half of the budget
+        assert s.get(f"{sbx.url}{V24}/Customer?$top=1", timeout=30).status_code == 200
+    assert sbx.stats()["license"]["delayed"] == 0
+    started = time.monotonic()
+    assert s.get(f"{sbx.url}{V24}/Customer?$top=1", timeout=30).status_code == 200
+    # (time left in the minute) / (60 requests left) ~ 1 s: a real wait, not a refusal.
+    assert time.monotonic() - started >= 0.5
+    assert sbx.stats()["license"]["delayed"] == 1
+
+
 class FakeTime:
     def __init__(self) -> None:
         self.now = 1000.0
