@@ -542,3 +542,23 @@ def test_vectorised_time_formatting_matches_scalar(tz: str) -> None:
     xs += [x - x % 1000 for x in xs[:200]] + [x - x % 10 for x in xs[:200]]
     assert clock.fmt_many(np.array(xs, dtype=np.int64)) == [clock.fmt(x) for x in xs]
     assert clock.fmt(1_700_000_000_000)[:9] == "2023-11-1"
+
+
+def test_rows_match_the_scalar_generator() -> None:
+    ds = make(records=50, burst_size=0)
+    ds.mutate({"entity": "SalesOrder", "op": "update", "count": 20})
+    for entity in ("SalesOrder", "Customer", "Contact", "Subaccount"):
+        edef = ENTITIES[entity]
+        t = ds.tables[entity]
+        top = ds.gens.top(edef)
+        for row in ds.rows(entity):
+            idx = t.find_guid(row["id"])
+            assert idx is not None
+            c = ds._ctx(t, idx, int(t.rev[idx]), int(t.changed[idx]), int(t.created[idx]))
+            for name, f in edef.field_map(V24).items():
+                want = top.raw_value(top.fields[name], c)
+                got = row[name]
+                if f.type == "DT" and want is not None:
+                    assert got.utcoffset() is not None
+                    got = int(got.timestamp() * 1000)
+                assert got == want, (entity, name)

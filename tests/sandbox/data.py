@@ -270,6 +270,23 @@ class Dataset(Changes):
                         break
         return out
 
+    def _cols(self, t: Table, rows: list[tuple[int, int, int, int]]) -> Cols:
+        """Vector inputs of records given as (index, revision, changed, created)."""
+        arr = np.array(rows, dtype=np.int64).reshape(-1, 4)
+        idx = arr[:, 0].copy()
+        h = vrecord_hash(self.seed, t.eno, idx)
+        ilist = idx.tolist()
+        return Cols(
+            h,
+            vrev_hash(h, arr[:, 1]),
+            arr[:, 2].copy(),
+            arr[:, 3].copy(),
+            idx,
+            np.zeros_like(idx),
+            [t.guid(i) for i in ilist],
+            [t.keys(i) for i in ilist],
+        )
+
     def _render_rows(
         self,
         t: Table,
@@ -285,17 +302,8 @@ class Dataset(Changes):
         miss = [i for i, got in enumerate(out) if got is None]
         if not miss:
             return out
-        idx = np.array([rows[i][0] for i in miss], dtype=np.int64)
-        rev = np.array([rows[i][1] for i in miss], dtype=np.int64)
-        changed = np.array([rows[i][2] for i in miss], dtype=np.int64)
-        created = np.array([rows[i][3] for i in miss], dtype=np.int64)
-        h = vrecord_hash(self.seed, t.eno, idx)
-        hm = vrev_hash(h, rev)
-        ilist = idx.tolist()
-        guids = [t.guid(i) for i in ilist]
-        cols = Cols(
-            h, hm, changed, created, idx, np.zeros_like(idx), guids, [t.keys(i) for i in ilist]
-        )
+        cols = self._cols(t, [rows[i] for i in miss])
+        guids, hm = cols.guids, cols.hm
         base = f"{self.site_path}/entity/Default/{version}"
         files = f"{base}/files/{edef.graph}"
         bodies = PageRenderer(self.gens, files).members(sel, cols)

@@ -135,6 +135,38 @@ class PageRenderer:
             ]
         raise AssertionError(kind)
 
+    def raw_columns(self, gen: SchemaGen, names: list[str], c: Cols) -> list[list[Any]]:
+        """Raw (unwrapped) values per field, column-wise: the vector twin of ``raw_value``."""
+        out: list[list[Any]] = []
+        for name in names:
+            fg = gen.fields[name]
+            h = c.hm if fg.mutable else c.h
+            kind = fg.kind
+            if kind == "pool":
+                raw = fg.raw
+                out.append([raw[k] for k in vpick(h, fg.mult, len(raw))])
+            elif kind == "key":
+                assert c.keys is not None
+                out.append([k[fg.arg] for k in c.keys])
+            elif kind in {"changed", "created"}:
+                out.append((c.changed if kind == "changed" else c.created).tolist())
+            elif kind == "date":
+                mid = self.g.clock.midnight_ms
+                days = (c.created // 86_400_000).tolist()
+                out.append(
+                    [mid(d + o - 3) for d, o in zip(days, vpick(h, fg.mult, 40), strict=True)]
+                )
+            elif kind == "guid":
+                out.append(list(c.guids))
+            elif kind == "idx":
+                out.append([fg.arg + i for i in c.idx.tolist()])
+            elif kind == "line":
+                out.append([i + 1 for i in c.line.tolist()])
+            else:
+                ref, ent = self.g.ref_key, fg.arg
+                out.append([ref(ent, r) for r in vpick(h, fg.mult, 1 << 30)])
+        return out
+
     def _day(self, pre: bytes, day: int) -> bytes:
         key = (pre, day)
         got = self._day_bytes.get(key)
