@@ -36,6 +36,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 STREAMS = ("Customer", "SalesOrder", "StockItem", "Subaccount")
 INCREMENTAL = ("Customer", "SalesOrder", "StockItem")
 CHANGE_FIELDS = ("LastModifiedDateTime", "LastModified")
+SECRET_PREFIXES = ("sbxpw-", "sbxcs-", "sbxat-", "sbxrt-", "sbxcd-", "sbxck-")
 SANDBOX_ARGS = ("--seed", "11", "--records", "60", "--burst-size", "40")
 
 
@@ -95,6 +96,8 @@ class Meltano:
             check=False,
         )
         self.logs.append(proc.stderr)
+        for prefix in SECRET_PREFIXES:  # the sandbox's secrets never reach Meltano's output
+            assert prefix not in proc.stdout + proc.stderr, f"a {prefix}… secret leaked"
         assert proc.returncode == 0, (
             f"meltano {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-6000:]}"
         )

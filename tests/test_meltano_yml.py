@@ -91,6 +91,16 @@ def test_extractor_definition() -> None:
     assert "variant" not in tap  # a local plugin: Meltano must never need the Hub
 
 
+def test_settings_groups_name_real_settings() -> None:
+    tap = plugin("extractors", "tap-acumatica")
+    names = {s["name"] for s in tap["settings"]}
+    groups = tap["settings_group_validation"]
+    assert groups
+    for group in groups:
+        assert "base_url" in group
+        assert set(group) <= names, group
+
+
 def test_capabilities_match_the_tap() -> None:
     declared = set(plugin("extractors", "tap-acumatica")["capabilities"])
     assert set(about()["capabilities"]) <= declared, "declare every capability the tap has"
