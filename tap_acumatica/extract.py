@@ -123,7 +123,8 @@ def fetch_in_order(
                 if slot.future is None or slot.observed or not slot.future.done():
                     continue
                 result = slot.future.result()
-                planner.observe(slot.window, len(result.records), full=result.full)
+                if result.tie is None:  # a burst explains the full page; density is unknown
+                    planner.observe(slot.window, len(result.records), full=result.full)
                 if result.full:
                     slots[index : index + 1] = _recut(slot.window, result.tie)
                 else:

@@ -98,7 +98,9 @@ class WindowPlanner:
         return Window(start, min(end, start + self.width))
 
     def observe(self, window: Window, count: int, *, full: bool) -> None:
-        """Adapt the width to a window's result."""
+        """Adapt the width to a window's result (a tie burst says nothing about density)."""
+        if window.width <= PRECISION_MS and (full or count >= self.target):
+            return
         if full:
             self.width = max(PRECISION_MS, min(self.width, window.width // 2))
             return

@@ -1,0 +1,279 @@
+"""Window planning, splitting, ordered concurrent fetch and tie-burst paging (no network)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+from urllib.parse import quote
+
+import pytest
+
+from tap_acumatica.errors import AcumaticaAPIError
+from tap_acumatica.extract import WindowResult, fetch_in_order
+from tap_acumatica.http import encode_query
+from tap_acumatica.records import build_plan, parse_ms, to_utc, transform
+from tap_acumatica.windows import (
+    DAY_MS,
+    Window,
+    WindowPlanner,
+    iso_utc,
+    page_consistently,
+)
+
+
+def test_filter_literal_is_offset_qualified_and_encoded() -> None:
+    window = Window(parse_ms("2024-07-15T10:31:28.402+03:00"), parse_ms("2024-07-15T08:00:00Z"))
+    text = window.filter("LastModified")
+    assert text == (
+        "LastModified ge datetimeoffset'2024-07-15T07:31:28.402+00:00' and "
+        "LastModified lt datetimeoffset'2024-07-15T08:00:00.000+00:00'"
+    )
+    query = encode_query({"$filter": text, "$top": 5})
+    assert query.startswith(
+        "$filter=LastModified%20ge%20datetimeoffset'2024-07-15T07%3A31%3A28.402%2B00%3A00'"
+    )
+    assert query.endswith("&$top=5")
+    assert "%24" not in query
+
+
+def test_iso_utc_is_fixed_width_so_text_order_is_time_order() -> None:
+    values = [0, 1, 999, 1000, 86_400_000 * 365 * 60 + 7]
+    texts = [iso_utc(v) for v in values]
+    assert texts == sorted(texts)
+    assert len({len(t) for t in texts}) == 1
+
+
+def test_utc_normalisation_of_offsets() -> None:
+    assert to_utc("2024-08-15T16:03:27.513-04:00") == "2024-08-15T20:03:27.513000+00:00"
+    assert to_utc("2024-03-10T01:30:00-05:00") == "2024-03-10T06:30:00.000000+00:00"
+    assert to_utc("2024-08-15T00:00:00+00:00") == "2024-08-15T00:00:00.000000+00:00"
+    assert to_utc("2021-09-12T11:55:51.25+03:00") == "2021-09-12T08:55:51.250000+00:00"
+    assert to_utc("2021-09-12T11:55:51Z") == "2021-09-12T11:55:51.000000+00:00"
+    assert to_utc("not a date") == "not a date"
+    assert to_utc(None) is None
+
+
+def test_split_halves_until_one_millisecond() -> None:
+    window = Window(0, 5)
+    left, right = window.split()
+    assert (left, right) == (Window(0, 2), Window(2, 5))
+    assert Window(7, 8).splittable is False
+    assert Window(7, 9).splittable is True
+
+
+def test_planner_adapts_to_density() -> None:
+    planner = WindowPlanner(page_size=100, initial_width=1000 * DAY_MS)
+    first = planner.cut(0, 10_000 * DAY_MS)
+    assert first.width == 1000 * DAY_MS
+    planner.observe(first, 100, full=True)
+    assert planner.width == 500 * DAY_MS
+    planner.observe(Window(0, 500 * DAY_MS), 200, full=False)  # density 0.4/day → 125 days
+    assert planner.width == 125 * DAY_MS
+    planner.observe(Window(0, 125 * DAY_MS), 0, full=False)  # empty: grow at most 4x
+    assert planner.width == 500 * DAY_MS
+    planner.observe(Window(0, 10), 100, full=True)
+    planner.observe(Window(0, 2), 100, full=True)
+    planner.observe(Window(0, 1), 100, full=True)
+    assert planner.width == 1  # never below the precision
+
+
+def _dataset(n: int, seed: int, span: int) -> list[tuple[str, int]]:
+    rng = random.Random(seed)
+    stamps = [rng.randrange(span) for _ in range(n)]
+    stamps += [span // 3] * (n // 2)  # a tie burst
+    return [(f"r{i}", s) for i, s in enumerate(stamps)]
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_fetch_in_order_is_complete_and_ordered(workers: int) -> None:
+    span = 10_000_000
+    data = _dataset(2000, 5, span)
+    page = 50
+    lock = threading.Lock()
+    requests = [0]
+
+    def fetch(window: Window) -> WindowResult:
+        time.sleep(random.random() / 2000)
+        with lock:
+            requests[0] += 1
+        rows = [{"id": i, "t": iso_utc(s)} for i, s in data if window.start <= s < window.end]
+        if len(rows) >= page and window.splittable:
+            return WindowResult(window, rows[:page], full=True, tie=None)
+        return WindowResult(window, rows)
+
+    planner = WindowPlanner(page_size=page, initial_width=span)
+    results = list(fetch_in_order(planner, 0, span, fetch, workers=workers))
+    windows = [r.window for r in results]
+    assert windows[0].start == 0
+    assert windows[-1].end == span
+    assert all(a.end == b.start for a, b in itertools.pairwise(windows))  # contiguous, in order
+    got = [row["id"] for r in results for row in r.records]
+    assert sorted(got) == sorted(i for i, _ in data)
+    assert requests[0] < 400
+
+
+def test_tie_hint_isolates_the_burst() -> None:
+    span = 2**40
+    tie = span // 3
+    data = [(f"b{i}", tie) for i in range(500)] + [(f"s{i}", i * 1000) for i in range(20)]
+    page = 100
+    seen: list[Window] = []
+
+    def fetch(window: Window) -> WindowResult:
+        seen.append(window)
+        rows = [{"id": i} for i, s in data if window.start <= s < window.end]
+        if len(rows) >= page and window.splittable:
+            return WindowResult(window, full=True, tie=tie)
+        return WindowResult(window, rows)
+
+    planner = WindowPlanner(page_size=page, initial_width=span)
+    results = list(fetch_in_order(planner, 0, span, fetch, workers=2))
+    assert sum(len(r.records) for r in results) == 520
+    assert len(seen) < 10  # not ~40 halvings down to one millisecond
+    assert Window(tie, tie + 1) in [r.window for r in results]
+
+
+def test_full_window_without_tie_is_re_cut() -> None:
+    data = list(range(0, 1000, 3))
+    page = 10
+
+    def fetch(window: Window) -> WindowResult:
+        rows = [{"id": s} for s in data if window.start <= s < window.end]
+        if len(rows) >= page:
+            return WindowResult(window, rows[:page], full=True)
+        return WindowResult(window, rows)
+
+    planner = WindowPlanner(page_size=page, initial_width=1000)
+    results = list(fetch_in_order(planner, 0, 1000, fetch, workers=2))
+    assert [row["id"] for r in results for row in r.records] == data
+    assert all(len(r.records) < page for r in results)
+
+
+class ShrinkingList:
+    """A tie burst whose members are deleted (or restamped) between page reads."""
+
+    def __init__(self, n: int, seed: int, deletes_per_page: int) -> None:
+        self.rows = [{"id": f"k{i:05d}"} for i in range(n)]
+        self.rng = random.Random(seed)
+        self.deletes_per_page = deletes_per_page
+        self.deleted: set[str] = set()
+        self.calls = 0
+
+    def page(self, skip: int, top: int) -> list[dict[str, str]]:
+        self.calls += 1
+        result = self.rows[skip : skip + top]
+        for _ in range(self.deletes_per_page):
+            if len(self.rows) > 1:
+                victim = self.rows.pop(self.rng.randrange(len(self.rows)))
+                self.deleted.add(victim["id"])
+        return list(result)
+
+
+@pytest.mark.parametrize(("deletes", "seed"), [(0, 1), (3, 2), (8, 3), (25, 4)])
+def test_page_consistently_never_loses_survivors(deletes: int, seed: int) -> None:
+    source = ShrinkingList(3000, seed, deletes)
+    everyone = {r["id"] for r in source.rows}
+    got = page_consistently(source.page, page_size=200)
+    ids = [r["id"] for r in got]
+    assert len(ids) == len(set(ids))
+    survivors = everyone - source.deleted
+    assert survivors <= set(ids)
+    if deletes == 0:
+        assert source.calls == 17  # 3000 rows, 200 a page, 20 overlap: no empty extra page
+
+
+def test_naive_skip_paging_would_lose_rows() -> None:
+    """The failure mode the overlap prevents (what peers do, PEERS.md)."""
+    source = ShrinkingList(3000, 2, 3)
+    everyone = {r["id"] for r in source.rows}
+    got: set[str] = set()
+    skip = 0
+    while True:
+        page = source.page(skip, 200)
+        got |= {r["id"] for r in page}
+        if len(page) < 200:
+            break
+        skip += 200
+    assert everyone - source.deleted - got  # some surviving rows were skipped
+
+
+def test_page_consistently_gives_up_loudly() -> None:
+    source = ShrinkingList(3000, 9, 150)
+    with pytest.raises(AcumaticaAPIError, match="kept shifting"):
+        page_consistently(source.page, page_size=100, max_restarts=2)
+
+
+def test_transform_unwraps_and_normalises() -> None:
+    schema = {
+        "properties": {
+            "id": {"type": "string"},
+            "OrderNbr": {"type": ["string", "null"]},
+            "Total": {"type": ["number", "null"]},
+            "LastModified": {"type": ["string", "null"], "format": "date-time"},
+            "note": {"type": ["string", "null"]},
+            "Details": {
+                "type": ["array", "null"],
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": ["string", "null"]},
+                        "Qty": {"type": ["number", "null"]},
+                        "ShipOn": {"type": ["string", "null"], "format": "date-time"},
+                    },
+                },
+            },
+            "Address": {
+                "type": ["object", "null"],
+                "properties": {"City": {"type": ["string", "null"]}},
+            },
+            "custom": {
+                "type": ["object", "null"],
+                "properties": {
+                    "Document": {
+                        "type": ["object", "null"],
+                        "properties": {"UsrX": {"type": ["string", "null"]}},
+                    }
+                },
+            },
+        }
+    }
+    raw = {
+        "id": "g1",
+        "rowNumber": 3,
+        "note": {"value": "hello"},
+        "OrderNbr": {"value": "SO1"},
+        "Total": {},
+        "LastModified": {"value": "2024-01-01T10:00:00.5-05:00"},
+        "Unknown": {"value": 1},
+        "Details": [
+            {
+                "id": "d1",
+                "rowNumber": 1,
+                "Qty": {"value": 2.5},
+                "ShipOn": {"value": "2024-01-02T00:00:00-05:00"},
+                "_links": {"files:put": "/x"},
+                "custom": {},
+            }
+        ],
+        "Address": {"id": "a", "City": {"value": "Paris"}, "custom": {}},
+        "custom": {"Document": {"UsrX": {"type": "CustomStringField", "value": "v"}}},
+        "_links": {"self": "/x"},
+    }
+    out = transform(raw, build_plan(schema))
+    assert out == {
+        "id": "g1",
+        "OrderNbr": "SO1",
+        "Total": None,
+        "LastModified": "2024-01-01T15:00:00.500000+00:00",
+        "note": "hello",
+        "Details": [{"id": "d1", "Qty": 2.5, "ShipOn": "2024-01-02T05:00:00.000000+00:00"}],
+        "Address": {"City": "Paris"},
+        "custom": {"Document": {"UsrX": "v"}},
+    }
+
+
+def test_encode_query_keeps_dollar_and_commas() -> None:
+    assert encode_query({"$select": "A,B/C", "$top": 10, "$skip": None}) == "$select=A,B/C&$top=10"
+    assert quote(":") == "%3A"
