@@ -419,3 +419,29 @@ def test_redaction_masks_registered_secrets_and_patterns(caplog: pytest.LogCaptu
     for secret in ("sbxrt-registered", "abc.def-ghi", "xyz123", "hunter22", "sbxck-", "sbxcd-"):
         assert secret not in text
     assert text.count(redact.MASK) >= 6
+
+
+def test_getandrefresh_signs_in_during_a_run_only_when_interactive(
+    fresh: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loc = str(tmp_path / "t.json")
+    cfg = base_config(fresh, oauth_settings_location=loc)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    with pytest.raises(AuthError, match=r"not interactive.*--login"):
+        get(auth.build_authenticator(cfg), fresh)
+
+    def follow(request: codegrant.AuthorizationRequest, **kwargs: Any) -> str:
+        resp = requests.get(request.url, allow_redirects=False, timeout=10)  # auto-approve
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(resp.headers["Location"]).query)
+        return codegrant.code_from_redirect(query, request.state)
+
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    monkeypatch.setattr(codegrant, "obtain_code", follow)
+    a = auth.build_authenticator(cfg)
+    assert get(a, fresh).status_code == 200
+    stored = TokenStore(loc).read()
+    assert stored is not None
+    assert stored.tokens.refresh_token
+    a.sign_out()
+    assert fresh.stats()["active_sessions"] == 0

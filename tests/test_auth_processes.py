@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -313,3 +314,37 @@ def test_everything_printed_is_free_of_secrets(
     assert CAPTURED
     for text in CAPTURED:  # every process this module ran, at DEBUG level
         assert_no_secrets(text, box)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_sync_still_signs_out(
+    sandbox_factory: Callable[..., Sandbox], tmp_path: Path, sig: signal.Signals
+) -> None:
+    box = sandbox_factory("--records", "3000", "--latency-ms", "200")
+    c = box.credentials()
+    cfg = write_cfg(
+        tmp_path / "c.json",
+        box,
+        1,
+        auth_method="oauth_password",
+        username="admin",
+        password=c["password"],
+        page_size=50,
+    )
+    proc = subprocess.Popen(
+        [*TAP, "--config", str(cfg)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if '"RECORD"' in line.replace(" ", ""):
+            break
+    assert box.stats()["active_sessions"] == 1
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    CAPTURED.append(out + err)
+    assert_no_secrets(out + err, box)
+    assert box.stats()["active_sessions"] == 0, err[-2000:]
