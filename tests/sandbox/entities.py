@@ -84,6 +84,7 @@ class EntityDef(Schema):
     created: tuple[str, ...] = ()
     scale: str = "core"  # core: --records; ref: --records // 5 (at least 20)
     prefix: str = ""  # key number prefix (last key)
+    digits: int = 6  # minimum zero-padded width of the key number
     types: tuple[tuple[str, str, float], ...] = ()  # (internal code, display, share) for 2-key docs
     mutable: tuple[str, ...] = ()  # fields that change on update
     dacs: tuple[str, ...] = ()
@@ -699,6 +700,7 @@ ent(
     change=("LastModifiedDateTime",),
     scale="ref",
     prefix="EP",
+    digits=8,
     mutable=("Status",),
     dacs=("EPEmployee",),
     pools={"Status": ["Active"] * 6 + ["Inactive", "On Hold"]},

@@ -30,7 +30,7 @@ class Table:
         self.seed = seed
         self.n0 = n0
         self.n = n0
-        self.width = max(6, len(str(max(n0, 1) * 10)))
+        self.width = max(edef.digits, len(str(max(n0, 1) * 10)))
         self.guid_mask = mix64(seed * 0x2545F4914F6CDD1D + eno) & ((1 << 48) - 1)
         bounds: list[tuple[int, str]] = []
         acc = 0.0
