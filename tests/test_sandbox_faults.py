@@ -73,14 +73,16 @@ def test_http_429(sbx: Sandbox, auth: dict[str, str]) -> None:
     assert "Retry-After" not in r.headers  # API-FACTS §6: none documented
 
 
-def test_html_error_page(sbx: Sandbox, auth: dict[str, str]) -> None:
-    script(sbx, "html_error")
-    r = get(sbx, auth)
-    assert r.status_code == 503
-    assert r.headers["Content-Type"].startswith("text/html")
-    assert "Service Unavailable" in r.text
-    with pytest.raises(ValueError):
-        r.json()
+def test_html_error_pages(sbx: Sandbox, auth: dict[str, str]) -> None:
+    script(sbx, "html_error", "html_error", "html_error")
+    pages = [get(sbx, auth) for _ in range(3)]
+    assert [r.status_code for r in pages] == [503, 502, 500]
+    for r in pages:
+        assert r.headers["Content-Type"].startswith("text/html")
+        with pytest.raises(ValueError):
+            r.json()
+    assert "Service Unavailable" in pages[0].text
+    assert "Server Error in '/' Application." in pages[2].text
 
 
 def test_connection_reset_mid_body(sbx: Sandbox, auth: dict[str, str]) -> None:

@@ -96,6 +96,7 @@ class Faults:
                 self.rng = random.Random(seed)
             self.eligible_seen = 0
             self.total = 0
+            self.seen: dict[str, int] = {}  # per kind since this configuration
 
     def reset(self) -> None:
         config, seed, delay = self.initial
@@ -129,6 +130,7 @@ class Faults:
                         break
                     roll -= pct
             if kind is not None:
+                self.seen[kind] = self.seen.get(kind, 0) + 1
                 self.total += 1
                 self.injected[kind] = self.injected.get(kind, 0) + 1
             return kind
@@ -167,8 +169,8 @@ class Faults:
             return {"injected": dict(self.injected), "config": dict(self.config)}
 
 
-def canned(kind: str) -> Reply:
-    """The reply for faults that replace the response entirely."""
+def canned(kind: str, nth: int = 0) -> Reply:
+    """The reply for faults that replace the response entirely (nth picks the HTML variant)."""
     if kind == "http_500":
         return json_reply(
             500,
@@ -188,7 +190,8 @@ def canned(kind: str) -> Reply:
             ),
         )
     # API-FACTS §9: non-JSON (IIS/HTML) error pages happen.
-    return Reply(503, IIS_503, "text/html")
+    status, page = HTML_PAGES[nth % len(HTML_PAGES)]
+    return Reply(status, page, "text/html")
 
 
 IIS_503 = b"""<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN""http://www.w3.org/TR/html4/strict.dtd">
@@ -198,3 +201,26 @@ IIS_503 = b"""<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN""http://www.w3.or
 <hr><p>HTTP Error 503. The service is unavailable.</p>
 </BODY></HTML>
 """
+
+IIS_502 = b"""<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" \
+"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">
+<html xmlns="http://www.w3.org/1999/xhtml"><head>
+<meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1"/>
+<title>502 - Web server received an invalid response while acting as a gateway or proxy
+server.</title>
+</head><body><div id="header"><h1>Server Error</h1></div>
+<div id="content"><fieldset><h2>502 - Web server received an invalid response while acting as a
+gateway or proxy server.</h2><h3>There is a problem with the page you are looking for, and it
+cannot be displayed.</h3></fieldset></div></body></html>
+"""
+
+ASPNET_500 = b"""<!DOCTYPE html>
+<html><head><title>Runtime Error</title></head>
+<body bgcolor="white"><span><H1>Server Error in '/' Application.<hr width=100% size=1
+color=silver></H1><h2> <i>Runtime Error</i> </h2></span>
+<b> Description: </b>An application error occurred on the server. The current custom error
+settings for this application prevent the details of the application error from being viewed
+remotely (for security reasons).<br><br></body></html>
+"""
+
+HTML_PAGES = [(503, IIS_503), (502, IIS_502), (500, ASPNET_500)]

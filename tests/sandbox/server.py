@@ -508,7 +508,7 @@ class Handler(BaseHTTPRequestHandler):
         if kind in ("reset", "truncate"):
             self.fault = kind
             return None
-        return canned(kind)
+        return canned(kind, app.faults.seen.get(kind, 1) - 1)
 
     def simulate_latency(self, records: int) -> None:
         opt = self.server.app.opt
