@@ -562,3 +562,20 @@ def test_rows_match_the_scalar_generator() -> None:
                     assert got.utcoffset() is not None
                     got = int(got.timestamp() * 1000)
                 assert got == want, (entity, name)
+
+
+def test_files_and_attribute_custom_fields(ds: Dataset) -> None:
+    (rec,) = listing(ds, "StockItem", top="1", expand="files,WarehouseDetails/files",
+                     custom="ItemSettings.AttributeCOLOR")  # fmt: skip
+    assert rec["files"] == []
+    assert all(wd["files"] == [] for wd in rec["WarehouseDetails"])
+    assert rec["custom"]["ItemSettings"]["AttributeCOLOR"]["type"] == "CustomStringField"
+    with pytest.raises(ApiError):
+        listing(ds, "StockItem", top="1", custom="NoSuchView.AttributeCOLOR")
+
+
+def test_error_bodies_are_json(ds: Dataset) -> None:
+    with pytest.raises(ApiError) as err:
+        ds.list_records(V24, "Customer", {"$filter": "Nope eq 'é'"})
+    assert json.loads(json.dumps(err.value.body)) == err.value.body
+    assert str(err.value) == err.value.body["exceptionMessage"]
