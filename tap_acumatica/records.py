@@ -44,6 +44,8 @@ def _types(prop: Mapping[str, Any]) -> set[str]:
 
 def _node(name: str, prop: Mapping[str, Any]) -> tuple[int, Any]:
     types = _types(prop)
+    if name == "note":  # API-FACTS §3: wrapped like a field, whatever its schema says
+        return (_VALUE, None)
     if name == "custom" and "object" in types:
         views = {
             view: {f: _node(f, fp) for f, fp in (vp.get("properties") or {}).items()}
@@ -68,15 +70,17 @@ def _node(name: str, prop: Mapping[str, Any]) -> tuple[int, Any]:
 
 def transform(raw: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
     """One record (or nested entity) → its Singer form; members not in the plan are dropped."""
+    # Hot path (once per record and detail line): plain dict checks before the Mapping ABC,
+    # whose isinstance() costs several times more; msgspec always decodes objects as dicts.
     out: dict[str, Any] = {}
     for name, (kind, sub) in plan.items():
         if name not in raw:
             continue
         value = raw[name]
-        if name == "note" or kind == _VALUE:
-            out[name] = unwrap(value)
+        if kind == _VALUE:
+            out[name] = value.get("value") if type(value) is dict else unwrap(value)
         elif kind == _DATETIME:
-            out[name] = to_utc(unwrap(value))
+            out[name] = to_utc(value.get("value") if type(value) is dict else unwrap(value))
         elif kind == _OBJECT:
             out[name] = transform(value, sub) if isinstance(value, Mapping) else None
         elif kind == _ARRAY:
@@ -94,7 +98,7 @@ def transform(raw: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
 
 def unwrap(value: Any) -> Any:
     """``{"value": x}`` → x, ``{}`` → None, anything else unchanged."""
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return value.get("value")
     return value
 
@@ -123,12 +127,26 @@ def to_utc(value: Any) -> Any:
     """
     if not isinstance(value, str):
         return value
+    # Fast path for the usual "YYYY-MM-DDThh:mm:ss[.f][±hh:mm]": the C parser (Python ≥ 3.11
+    # takes 7 fraction digits and "Z"; 3.10 raises ValueError and falls through).
+    if len(value) >= 19 and value[10] == "T" and value[4] == "-":
+        try:
+            parsed = _fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=dt.timezone.utc)
+            else:
+                parsed = parsed.astimezone(dt.timezone.utc)
+            return parsed.isoformat(timespec="microseconds")
     micros = parse_micros(value)
     if micros is None:
         return value
     return (_EPOCH + dt.timedelta(microseconds=micros)).isoformat(timespec="microseconds")
 
 
+_fromisoformat = dt.datetime.fromisoformat
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
