@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import requests
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from tap_acumatica import codegrant, redact
 from tap_acumatica.auth import (
@@ -231,16 +232,11 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
         url = f"{self.base_url}/identity/connect/token"
         try:
             resp = self._http.post(url, data=data, timeout=TOKEN_TIMEOUT, allow_redirects=False)
-        except (requests.ConnectTimeout, requests.exceptions.SSLError) as exc:
-            msg = f"cannot reach Acumatica's token endpoint {url}: {type(exc).__name__}"
+        except requests.RequestException as exc:
+            if not _never_sent(exc):
+                raise _AmbiguousError from None
+            msg = f"cannot reach Acumatica's token endpoint {url}: {_reason(exc)}"
             raise AuthError(msg) from None
-        except requests.ConnectionError as exc:
-            if "NewConnectionError" in repr(exc) or "Failed to resolve" in repr(exc):
-                msg = f"cannot reach Acumatica's token endpoint {url}: connection refused"
-                raise AuthError(msg) from None
-            raise _AmbiguousError from None
-        except requests.RequestException:
-            raise _AmbiguousError from None
         if is_login_limit(resp):
             raise LoginLimitError
         try:
@@ -258,6 +254,23 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
             )
             raise AuthError(msg)
         raise _OAuthError(error or f"http_{resp.status_code}", f"token request: {error_text(resp)}")
+
+
+def _reason(exc: BaseException) -> str:
+    inner = exc.args[0] if exc.args else None
+    reason = getattr(inner, "reason", None) or inner or exc
+    return type(reason).__name__
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request cannot have reached the server (connect or TLS failure)."""
+    if isinstance(exc, (requests.ConnectTimeout, requests.exceptions.SSLError)):
+        return True
+    inner = exc.args[0] if exc.args else None
+    reason = getattr(inner, "reason", None)
+    return isinstance(exc, requests.ConnectionError) and isinstance(
+        reason, (NewConnectionError, ConnectTimeoutError, NameResolutionError)
+    )
 
 
 def parse_token_response(body: Mapping[str, Any], fallback_rt: str | None = None) -> TokenSet:

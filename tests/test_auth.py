@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 import urllib.parse
@@ -445,3 +446,23 @@ def test_getandrefresh_signs_in_during_a_run_only_when_interactive(
     assert stored.tokens.refresh_token
     a.sign_out()
     assert fresh.stats()["active_sessions"] == 0
+
+
+def test_unreachable_token_endpoint_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    cfg = {
+        "base_url": f"http://127.0.0.1:{port}",
+        "client_id": "G@Company",
+        "client_secret": "sbxcs-unreachable",
+        "initiate_oauth": "REFRESH",
+        "refresh_token": "sbxrt-unreachable",
+        "oauth_settings_location": str(tmp_path / "t"),
+    }
+    a = auth.build_authenticator(cfg)
+    with pytest.raises(AuthError, match="cannot reach Acumatica's token endpoint"):
+        a(requests.Request("GET", f"http://127.0.0.1:{port}/x").prepare())
+    stored = TokenStore(tmp_path / "t").read()
+    assert stored is not None
+    assert stored.tokens.refresh_token == "sbxrt-unreachable"  # never sent: still the one to use

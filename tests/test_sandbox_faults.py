@@ -138,6 +138,19 @@ def test_entities_skip_first_and_max_faults(sbx: Sandbox, auth: dict[str, str]) 
     assert statuses == [200, 200, 500, 500, 500, 200, 200]
 
 
+def test_discovery_faults_only_when_asked(sbx: Sandbox, auth: dict[str, str]) -> None:
+    swagger = "/entity/Default/24.200.001/swagger.json"
+    adhoc = "/entity/Default/24.200.001/Customer/$adHocSchema"
+    script(sbx, "http_500", "http_500")
+    assert get(sbx, auth, swagger).status_code == 200  # not eligible by default
+    assert get(sbx, auth, adhoc).status_code == 200
+    assert get(sbx, auth).status_code == 500
+    script(sbx, "http_500", "http_500", include_discovery=True)
+    assert get(sbx, auth, swagger).status_code == 500
+    assert get(sbx, auth, adhoc).status_code == 500
+    assert get(sbx, auth, swagger).status_code == 200
+
+
 def test_seeded_schedule_is_deterministic(sbx: Sandbox, auth: dict[str, str]) -> None:
     conf = {"http_500": 30, "http_429": 20, "html_error": 10, "seed": 5}
 

@@ -13,13 +13,15 @@ Configuration (``--faults JSON`` or ``POST /_sandbox/faults``), every key option
       "script": ["http_500", "reset"],  # the next eligible requests get these faults, in order
       "entities": ["SalesOrder"],       # restrict random/scripted faults to these entities
       "skip_first": 0,      # the first N eligible requests are never faulted
+      "include_discovery": false,  # also fault swagger.json and $adHocSchema requests
       "max_faults": null,   # stop injecting after this many faults
       "optimization": {"Payment": ["ApplicationHistory"]},  # $expand that cannot be optimized
       "token_delay_ms": 0,  # delay on /identity/connect/token
       "token_delay_after": false   # delay after the token was issued/rotated (default: before)
     }
 
-Eligible requests: entity data requests (list, get by key/id) and OData data requests.
+Eligible requests: entity data requests (list, get by key/id) and OData data requests; with
+``include_discovery`` also swagger.json (entity name "swagger.json") and $adHocSchema.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ KNOWN_KEYS = {
     "token_delay_ms",
     "token_delay_after",
     "seed",
+    "include_discovery",
 }
 
 
@@ -134,6 +137,10 @@ class Faults:
                 self.total += 1
                 self.injected[kind] = self.injected.get(kind, 0) + 1
             return kind
+
+    @property
+    def discovery(self) -> bool:
+        return bool(self.config.get("include_discovery", False))
 
     def slow_seconds(self) -> float:
         return float(self.config.get("slow_ms", 2000)) / 1000

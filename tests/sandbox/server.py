@@ -437,7 +437,11 @@ class Handler(BaseHTTPRequestHandler):
                 denied = app.auth.authenticate(self.cookies, self.authorization)
                 if denied is not None:
                     return denied
-            return self.limited(lambda: Reply(200, app.dataset.swagger(version, app.base_url)))
+            return self.limited(
+                lambda: Reply(200, app.dataset.swagger(version, app.base_url)),
+                entity="swagger.json",
+                discovery=True,
+            )
         denied = app.auth.authenticate(self.cookies, self.authorization)
         if denied is not None:
             return denied
@@ -450,7 +454,11 @@ class Handler(BaseHTTPRequestHandler):
             # The sandbox is read-only; writes go through POST /_sandbox/mutate.
             return method_not_allowed(method)
         if rest[1:] == ["$adHocSchema"]:
-            return self.limited(lambda: Reply(200, app.dataset.adhoc_schema(version, entity)))
+            return self.limited(
+                lambda: Reply(200, app.dataset.adhoc_schema(version, entity)),
+                entity=entity,
+                discovery=True,
+            )
         keys = rest[1:]
         base = f"/entity/Default/{version}/{entity}"
         if keys:
@@ -470,8 +478,12 @@ class Handler(BaseHTTPRequestHandler):
         body = app.dataset.get_record(version, entity, keys, self.params)
         return Reply(200, body, records=1)
 
-    def limited(self, work: Any, entity: str | None = None) -> Reply:
-        """Run ``work`` on a license processing core; data requests also get faults/latency."""
+    def limited(self, work: Any, entity: str | None = None, *, discovery: bool = False) -> Reply:
+        """Run ``work`` on a license processing core; data requests also get faults/latency.
+
+        ``discovery`` requests (swagger.json, $adHocSchema) get faults only when the schedule
+        says ``"include_discovery": true``.
+        """
         from tests.sandbox.errors import ApiError  # noqa: PLC0415  (H1's module)
 
         app = self.server.app
@@ -479,7 +491,7 @@ class Handler(BaseHTTPRequestHandler):
             with app.limiter.slot():
                 app.stats.enter()
                 try:
-                    if entity is not None:
+                    if entity is not None and (not discovery or app.faults.discovery):
                         fault = self.apply_fault(entity)
                         if fault is not None:
                             return fault
