@@ -25,8 +25,8 @@ Prints the base URL as the first stdout line; the admin API is at <root>/_sandbo
 EPILOG = """\
 Fault JSON keys (percentages 0-100 of data requests): http_500, http_429, html_error, reset,
 truncate, slow (+ slow_ms), revoke; script (list of kinds for the next requests), entities,
-include_discovery, skip_first, max_faults, optimization ({"Entity": ["ExpandName"]}), token_delay_ms,
-token_delay_after. Example:
+include_discovery, skip_first, max_faults, optimization ({"Entity": ["ExpandName"]}),
+token_delay_ms, token_delay_after, seed. Example:
   python -m tests.sandbox --port 0 --faults '{"http_500": 5, "reset": 2}' --fault-seed 3
 See tests/sandbox/README.md.
 """
