@@ -283,7 +283,7 @@ class Dataset(Changes):
             arr[:, 3].copy(),
             idx,
             np.zeros_like(idx),
-            [t.guid(i) for i in ilist],
+            t.guids(ilist, h.tolist()),
             [t.keys(i) for i in ilist],
         )
 

@@ -82,6 +82,7 @@ class PageRenderer:
         self.g = gens
         self.files_base = files_base  # "<site>/entity/Default/<v>/files/<graph>"
         self._day_bytes: dict[tuple[bytes, int], bytes] = {}
+        self._ref_bytes: dict[tuple[bytes, Any], bytes] = {}
 
     def members(self, sel: Any, c: Cols) -> list[tuple[bytes, ...]]:
         """Member fragments (each starting with a comma) per row, still to be joined."""
@@ -127,12 +128,7 @@ class PageRenderer:
         if kind == "line":
             return [pre + b'{"value":' + str(i + 1).encode() + b"}" for i in c.line.tolist()]
         if kind == "ref":
-            ref = self.g.ref_key
-            ent = fg.arg
-            return [
-                pre + b'{"value":' + _ENC.encode(ref(ent, r)) + b"}"
-                for r in vpick(h, fg.mult, 1 << 30)
-            ]
+            return [self._ref(fg, r) for r in vpick(h, fg.mult, 1 << 30)]
         raise AssertionError(kind)
 
     def raw_columns(self, gen: SchemaGen, names: list[str], c: Cols) -> list[list[Any]]:
@@ -166,6 +162,14 @@ class PageRenderer:
                 ref, ent = self.g.ref_key, fg.arg
                 out.append([ref(ent, r) for r in vpick(h, fg.mult, 1 << 30)])
         return out
+
+    def _ref(self, fg: FieldGen, r: int) -> bytes:
+        key = self.g.ref_key(fg.arg, r)
+        got = self._ref_bytes.get((fg.prefix, key))
+        if got is None:
+            got = fg.prefix + b'{"value":' + _ENC.encode(key) + b"}"
+            self._ref_bytes[(fg.prefix, key)] = got
+        return got
 
     def _day(self, pre: bytes, day: int) -> bytes:
         key = (pre, day)

@@ -145,6 +145,16 @@ class Table:
         mid = (0xE000 | self.eno) << 64 | (0x8000 | (h & 0x0FFF)) << 48
         return fmt_guid(hi | mid | ((idx ^ self.guid_mask) & ((1 << 48) - 1)))
 
+    def guids(self, idx: list[int], hashes: list[int]) -> list[str]:
+        """:meth:`guid` for many records whose ``base_hash`` values are already known."""
+        eno = f"{0xE000 | self.eno:04x}"
+        mask, low = self.guid_mask, (1 << 48) - 1
+        return [
+            f"{h >> 32:08x}-{(h >> 16) & 0xFFFF:04x}-{eno}-{0x8000 | (h & 0x0FFF):04x}-"
+            f"{(i ^ mask) & low:012x}"
+            for i, h in zip(idx, hashes, strict=True)
+        ]
+
     def find_guid(self, text: str) -> int | None:
         t = text.strip().lower()
         if len(t) != 36 or t.count("-") != 4:
