@@ -16,6 +16,7 @@ import hashlib
 import html
 import http.server
 import ipaddress
+import os
 import secrets
 import select
 import socket
@@ -261,8 +262,18 @@ def say(message: str) -> None:
     sys.stderr.flush()
 
 
+def _gui_available() -> bool:
+    # Without a display, webbrowser falls back to console browsers (lynx, w3m) that take over
+    # the terminal and block until quit: only open a browser where there is a desktop.
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def open_browser(url: str) -> bool:
-    """Open the system browser at ``url`` if there is one; never fail."""
+    """Open the system browser at ``url`` if there is a desktop; never fail."""
+    if not _gui_available():
+        return False
     try:
         import webbrowser  # noqa: PLC0415 - optional, and slow to import
 

@@ -252,6 +252,10 @@ class TokenStore:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+        # Temp files left by a writer killed mid-write (we hold the lock: nobody else writes).
+        for stale in directory.glob(f".{self.path.name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
 
 def _under_meltano(config_files: Sequence[str]) -> Path | None:

@@ -348,3 +348,40 @@ def test_signal_mid_sync_still_signs_out(
     CAPTURED.append(out + err)
     assert_no_secrets(out + err, box)
     assert box.stats()["active_sessions"] == 0, err[-2000:]
+
+
+def test_login_by_pasting_the_redirected_url(
+    oauth_box: tuple[Sandbox, int], tmp_path: Path
+) -> None:
+    box, port = oauth_box
+    redirect = "https://example.invalid/oauth/callback"  # registered, but not on this machine
+    cfg = write_cfg(tmp_path / "c.json", box, port, redirect_uri=redirect)
+    proc = subprocess.Popen(
+        [*TAP, "--login", "--config", str(cfg)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    assert proc.stdin is not None
+    lines: list[str] = []
+    location = ""
+    for line in proc.stderr:
+        lines.append(line)
+        if "/identity/connect/authorize?" in line:
+            resp = requests.get(line.strip(), allow_redirects=False, timeout=30)
+            location = resp.headers["Location"]
+            assert location.startswith(redirect + "?code=")
+        if "paste it here" in line:
+            proc.stdin.write(location + "\n")
+            proc.stdin.flush()
+            break
+    out, err = proc.communicate(timeout=60)
+    text = "".join(lines) + out + err
+    CAPTURED.append(text)
+    assert proc.returncode == 0, text
+    assert_no_secrets(text, box)
+    assert json.loads(cfg.read_text())["oauth_tokens"]["refresh_token"].startswith("sbxrt-")
+    assert box.stats()["active_sessions"] == 0

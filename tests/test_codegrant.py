@@ -163,3 +163,15 @@ def test_obtain_code_prints_the_url_to_stderr(capsys: pytest.CaptureFixture[str]
     assert opened == [req.url]
     assert req.url in out.err
     assert out.out == ""
+
+
+def test_no_browser_without_a_desktop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+
+    def boom(*args: object, **kwargs: object) -> bool:
+        raise AssertionError("a console browser would take over the terminal")
+
+    monkeypatch.setattr("webbrowser.open", boom)
+    assert codegrant.open_browser("https://example.com") is False

@@ -34,6 +34,8 @@ def _stored(tokens: TokenSet = TOKENS) -> StoredTokens:
 def test_store_round_trip_mode_0600_and_utc_expiry(tmp_path: Path) -> None:
     store = TokenStore(tmp_path / "sub" / "tokens.json")
     assert store.read() is None
+    store.path.parent.mkdir()
+    (store.path.parent / ".tokens.json.dead1234.tmp").write_text('{"half')  # a killed writer
     with store.lock():
         store.write(_stored(), meta={"client_id": "X@Company"})
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
