@@ -311,6 +311,7 @@ class Dataset(Changes):
         note_picks = vpick(hm, NOTE_MULT, len(notes))
         self_base = f"{base}/{edef.name}/".encode()
         fput = f"{files}/{edef.view}/".encode()
+        close = b'/{filename}"},"files":[]}' if sel.files else b'/{filename}"}}'
         added = 0
         with self._cache_lock:
             for j, i in enumerate(miss):
@@ -327,7 +328,7 @@ class Dataset(Changes):
                         b'","files:put":"',
                         fput,
                         g,
-                        b'/{filename}"}}',
+                        close,
                     )
                 )
                 out[i] = (head, tail)

@@ -87,17 +87,14 @@ class PageRenderer:
     def members(self, sel: Any, c: Cols) -> list[tuple[bytes, ...]]:
         """Member fragments (each starting with a comma) per row, still to be joined."""
         gen: SchemaGen = sel.gen
-        n = len(c.guids)
         cols: list[list[bytes]] = []
         for name, kind, payload in sel.members:
             if kind == "f":
                 cols.append(self.field(gen, payload, c))
             elif kind == "d":
                 cols.append(self.detail(gen, name, payload, c, linked=False))
-            elif kind == "l":
-                cols.append(self.detail(gen, name, payload, c, linked=True))
             else:
-                cols.append([b',"files":[]'] * n)
+                cols.append(self.detail(gen, name, payload, c, linked=True))
         cols.append(self.custom(gen, sel, c))
         return list(zip(*cols, strict=True))
 
@@ -222,11 +219,12 @@ class PageRenderer:
         note = b"null" if sub_sel.gen.schema.note_null else _NOTE_EMPTY
         key = b',"' + member.encode() + b'":'
         join = b"".join
+        close = b',"files":[]}' if sub_sel.files else b"}"
         if linked:
             pre = key + b'{"id":"'
             mid = b'","rowNumber":1,"note":' + note
             return [
-                join((pre, g.encode(), mid, *body, b"}"))
+                join((pre, g.encode(), mid, *body, close))
                 for g, body in zip(guids, bodies, strict=True)
             ]
         fput = b',"_links":{"files:put":"' + f"{self.files_base}/{sub_sel.view}/".encode()
@@ -236,7 +234,7 @@ class PageRenderer:
         for g, ln, body in zip(guids, line.tolist(), bodies, strict=True):
             ge = g.encode()
             lines.append(
-                join((b'{"id":"', ge, numbers[ln], mid, *body, fput, ge, b'/{filename}"}}'))
+                join((b'{"id":"', ge, numbers[ln], mid, *body, fput, ge, b'/{filename}"}', close))
             )
         out = []
         pos = 0

@@ -20,6 +20,7 @@ class Sel:
     members: list[tuple[str, str, Any]] = field(default_factory=list)  # (name, kind, payload)
     custom: list[tuple[str, str, FieldGen]] = field(default_factory=list)  # (view, field, gen)
     view: str = ""
+    files: bool = False  # "files": [] comes last, after _links (real payloads)
 
 
 def split_list(value: str | None) -> list[str]:
@@ -129,7 +130,7 @@ def _build(
     items: list[tuple[str, str, Any]] = [(n, "f", gen.fields[n]) for n in wanted]
     for member, child in etree.items():
         if member == "files":
-            items.append(("files", "files", None))
+            sel.files = True
             continue
         kind, type_name = _member_schema(sch, member)  # type: ignore[misc]
         child_sel = None if stree is None else stree.get(member)
@@ -180,8 +181,6 @@ def build_record(
             sub_sel = payload
             subnote = None if sub_sel.gen.schema.note_null else NOTE_EMPTY
             d[name] = build_record(sub_sel, gen.sub_ctx(c, name, 0), subnote, 1, 0, None, "")
-        else:
-            d["files"] = []
     custom: dict[str, Any] = {}
     for view, fname, cg in sel.custom:
         custom.setdefault(view, {})[fname] = {
@@ -194,4 +193,6 @@ def build_record(
     elif files_put_base:
         # API-FACTS §3: detail lines carry _links with only files:put (graph / view / id)
         d["_links"] = {"files:put": f"{files_put_base}/{sel.view}/{c.guid}/{{filename}}"}
+    if sel.files:
+        d["files"] = []
     return d
