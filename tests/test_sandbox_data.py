@@ -672,3 +672,14 @@ def test_same_shape_and_value_kinds_as_real_payloads(
                     assert set(line["_links"]) == {"files:put"}
     contract = [k for r in real_recs for k in r if k in mine]
     assert compared or not contract
+
+
+def test_empty_created_date_is_1900_as_in_real_payloads(moscow: Dataset) -> None:
+    recs = listing(moscow, "SalesOrder", select="CreatedDate,LastModified")
+    values = [r["CreatedDate"]["value"] for r in recs]
+    assert "1900-01-01T03:00:00+03:00" in values  # examples INDEX: 483 such values
+    assert sum(v.startswith("1900") for v in values) < len(values) / 5
+    old = listing(
+        moscow, "SalesOrder", filter="CreatedDate lt datetimeoffset'1950-01-01T00:00:00Z'"
+    )
+    assert len(old) == values.count("1900-01-01T03:00:00+03:00")

@@ -17,7 +17,7 @@ import msgspec
 import numpy as np
 
 from .entities import schema
-from .records import FieldGen, Generators, SchemaGen
+from .records import EMPTY_DATE_MS, FieldGen, Generators, SchemaGen
 from .render import GOLDEN, M64
 
 _ENC = msgspec.json.Encoder()
@@ -110,7 +110,7 @@ class PageRenderer:
             pos = fg.arg
             return [pre + b'{"value":' + _ENC.encode(k[pos]) + b"}" for k in c.keys]
         if kind in {"changed", "created"}:
-            src = c.changed if kind == "changed" else c.created
+            src = self.stamps(fg, c)
             pre = pre + b'{"value":"'
             return [pre + s.encode() + b'"}' for s in self.g.clock.fmt_many(src)]
         if kind == "date":
@@ -128,6 +128,14 @@ class PageRenderer:
             return [self._ref(fg, r) for r in vpick(h, fg.mult, 1 << 30)]
         raise AssertionError(kind)
 
+    def stamps(self, fg: FieldGen, c: Cols) -> np.ndarray:
+        if fg.kind == "changed":
+            return c.changed
+        if not fg.arg:
+            return c.created
+        empty = np.array(vpick(c.h, fg.mult, 20)) == 0
+        return np.where(empty, EMPTY_DATE_MS, c.created)
+
     def raw_columns(self, gen: SchemaGen, names: list[str], c: Cols) -> list[list[Any]]:
         """Raw (unwrapped) values per field, column-wise: the vector twin of ``raw_value``."""
         out: list[list[Any]] = []
@@ -142,7 +150,7 @@ class PageRenderer:
                 assert c.keys is not None
                 out.append([k[fg.arg] for k in c.keys])
             elif kind in {"changed", "created"}:
-                out.append((c.changed if kind == "changed" else c.created).tolist())
+                out.append(self.stamps(fg, c).tolist())
             elif kind == "date":
                 mid = self.g.clock.midnight_ms
                 days = (c.created // 86_400_000).tolist()

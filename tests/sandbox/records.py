@@ -14,6 +14,7 @@ from .render import GOLDEN, M64, TenantClock, fmt_guid, mix64, pick, str_hash
 
 _ENC = msgspec.json.Encoder()
 NOTE_MULT = 0x5851F42D4C957F2D
+EMPTY_DATE_MS = -2_208_988_800_000  # 1900-01-01T00:00:00Z: Acumatica's "no date" in a few fields
 MISSING: dict[str, Any] = {}  # API-FACTS §3: an empty field is {} (never {"value": null})
 
 
@@ -91,7 +92,9 @@ class SchemaGen:
             if name in top.change:
                 return FieldGen(name, typ, "changed", mult)
             if name in top.created:
-                return FieldGen(name, typ, "created", mult)
+                # examples INDEX: an "empty" SalesOrder.CreatedDate shows as 1900-01-01 (UTC)
+                quirk = top.name == "SalesOrder" and name == "CreatedDate"
+                return FieldGen(name, typ, "created", mult, arg=quirk)
             if name == "NoteID":
                 return FieldGen(name, typ, "guid", mult)
             base = {"BAccountID": 7000, "AccountID": 1000, "SubaccountID": 500}.get(name)
@@ -147,7 +150,7 @@ class SchemaGen:
         if kind == "changed":
             return c.changed
         if kind == "created":
-            return c.created
+            return EMPTY_DATE_MS if fg.arg and pick(c.h, fg.mult, 20) == 0 else c.created
         if kind == "date":
             h = c.hm if fg.mutable else c.h
             return self.g.clock.midnight_ms(c.created // 86_400_000 + pick(h, fg.mult, 40) - 3)

@@ -70,6 +70,9 @@ class TenantClock:
 
     def fmt(self, ms: int) -> str:
         """``2024-08-15T16:03:27.513-04:00``: 0-3 fractional digits, trailing zeros dropped."""
+        if ms < self._starts[0]:
+            # before 1990 (e.g. the 1900-01-01 "no date"): the zone's 1990 offset, never LMT
+            return _fmt(ms, dt.timezone(dt.timedelta(minutes=int(self._offsets[0]))))
         return _fmt(ms, self.tz)
 
     def local(self, ms: int) -> dt.datetime:
@@ -126,7 +129,7 @@ def _transitions(tz: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=65536)
-def _fmt(ms: int, tz: ZoneInfo) -> str:
+def _fmt(ms: int, tz: dt.tzinfo) -> str:
     sec, milli = divmod(ms, 1000)
     d = dt.datetime.fromtimestamp(sec, tz)
     off = d.utcoffset()
