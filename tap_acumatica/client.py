@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,7 @@ class AcumaticaStream(Stream):
         self.replication_key = replication_key
         self.natural_keys = tuple(natural_keys)
         self._plan: Plan | None = None
+        self._stop = threading.Event()
 
     # -- SDK hooks -------------------------------------------------------------------------
 
@@ -101,10 +103,14 @@ class AcumaticaStream(Stream):
     @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         """Read the entity: windows on the change field, or the whole set for FULL_TABLE."""
-        if self.replication_key:
-            yield from self._incremental(context)
-        else:
-            yield from self._full_table()
+        self._stop.clear()
+        try:
+            if self.replication_key:
+                yield from self._incremental(context)
+            else:
+                yield from self._full_table()
+        finally:
+            self._stop.set()  # an interrupted sync: worker threads stop requesting
 
     # -- request building ------------------------------------------------------------------
 
@@ -159,6 +165,9 @@ class AcumaticaStream(Stream):
     # -- reading ---------------------------------------------------------------------------
 
     def _get(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if self._stop.is_set():
+            msg = f"{self.name}: sync interrupted"
+            raise AcumaticaAPIError(msg)
         rows = self.acumatica.client.get_json(self.path, params, stream=self.name)
         if not isinstance(rows, list):
             msg = f"{self.name}: GET {self.path} returned {type(rows).__name__}, not a JSON array"
@@ -205,8 +214,22 @@ class AcumaticaStream(Stream):
             iso_utc(begin),
             iso_utc(end),
         )
-        base = self.query_options()
-        key = self.replication_key
+        yield from self._emit_windows(context, planner, begin, end, self.query_options(), progress)
+        before = parse_ms(previous) if isinstance(previous, str) else None
+        # Never leave the bookmark behind where the previous run had already got to.
+        self._commit(context, max(end, before or end))
+        progress.log(final=True)
+
+    def _emit_windows(
+        self,
+        context: Context | None,
+        planner: WindowPlanner,
+        begin: int,
+        end: int,
+        base: Mapping[str, Any],
+        progress: Progress,
+    ) -> Iterator[dict[str, Any]]:
+        key = self.replication_key or ""
         for result in fetch_in_order(
             planner,
             begin,
@@ -227,10 +250,6 @@ class AcumaticaStream(Stream):
             progress.advance(
                 covered=result.window.end, records=len(records), requests=result.requests
             )
-        before = parse_ms(previous) if isinstance(previous, str) else None
-        # Never leave the bookmark behind where the previous run had already got to.
-        self._commit(context, max(end, before or end))
-        progress.log(final=True)
 
     def _fetch_window(self, window: Window, base: Mapping[str, Any]) -> WindowResult:
         """Runs on a worker thread: one request, or a full re-read of a tie burst."""

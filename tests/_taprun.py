@@ -65,11 +65,15 @@ class TapRun:
 
 def parse_messages(stdout: str) -> list[dict[str, Any]]:
     """Decode Singer lines, ignoring a final partial line (a killed process)."""
-    out = []
-    for line in stdout.splitlines():
-        if line.endswith("}"):
-            out.append(json.loads(line))
-    return out
+    return [m for m in map(_decode, stdout.splitlines()) if m is not None]
+
+
+def _decode(line: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and "type" in value else None
 
 
 def write_json(data: Any, directory: Path, name: str) -> str:
