@@ -214,7 +214,9 @@ class AcumaticaStream(Stream):
             iso_utc(begin),
             iso_utc(end),
         )
-        yield from self._emit_windows(context, planner, begin, end, self.query_options(), progress)
+        yield from self._emit_windows(
+            context, planner, (begin, end), self.query_options(), progress
+        )
         before = parse_ms(previous) if isinstance(previous, str) else None
         # Never leave the bookmark behind where the previous run had already got to.
         self._commit(context, max(end, before or end))
@@ -224,16 +226,14 @@ class AcumaticaStream(Stream):
         self,
         context: Context | None,
         planner: WindowPlanner,
-        begin: int,
-        end: int,
+        span: tuple[int, int],
         base: Mapping[str, Any],
         progress: Progress,
     ) -> Iterator[dict[str, Any]]:
         key = self.replication_key or ""
         for result in fetch_in_order(
             planner,
-            begin,
-            end,
+            *span,
             lambda window: self._fetch_window(window, base),
             workers=self.acumatica.max_concurrent_requests,
             name=f"{self.name}-fetch",

@@ -132,7 +132,7 @@ def fetch_in_order(
             # Only checked, non-full results leave, strictly in order: the completed prefix.
             while slots and slots[0].observed:
                 done = slots.pop(0)
-                assert done.future is not None  # noqa: S101
+                assert done.future is not None
                 yield done.future.result()
     finally:
         pool.shutdown()
