@@ -39,7 +39,12 @@ def vmix64(x: np.ndarray) -> np.ndarray:
 
 
 def vpick(h: np.ndarray, mult: int, n: int) -> list[int]:
-    return (((h * U(mult & M64)) >> _SH32) % U(n)).tolist()
+    return vpick_arr(h, mult, n).tolist()
+
+
+def vpick_arr(h: np.ndarray, mult: int, n: int) -> np.ndarray:
+    """``render.pick`` over a uint64 array (as an index array)."""
+    return ((h * U(mult & M64)) >> _SH32) % U(n)
 
 
 def vrecord_hash(seed: int, eno: int, idx: np.ndarray) -> np.ndarray:
@@ -103,8 +108,11 @@ class PageRenderer:
         h = c.hm if fg.mutable else c.h
         pre = fg.prefix
         if kind == "pool":
-            pb = fg.pool_bytes
-            return [pb[k] for k in vpick(h, fg.mult, len(pb))]
+            arr = fg.pool_arr
+            if arr is None:
+                arr = fg.pool_arr = np.empty(len(fg.pool_bytes), dtype=object)
+                arr[:] = fg.pool_bytes
+            return arr[vpick_arr(h, fg.mult, len(arr))].tolist()  # a C-level gather
         if kind == "key":
             assert c.keys is not None
             pos = fg.arg
@@ -114,9 +122,11 @@ class PageRenderer:
             pre = pre + b'{"value":"'
             return [pre + s.encode() + b'"}' for s in self.g.clock.fmt_many(src)]
         if kind == "date":
-            days = (c.created // 86_400_000).tolist()
-            offs = vpick(h, fg.mult, 40)
-            return [self._day(pre, d + o - 3) for d, o in zip(days, offs, strict=True)]
+            offs = vpick_arr(h, fg.mult, 40).astype(np.int64)
+            uniq, inverse = np.unique(c.created // 86_400_000 + offs - 3, return_inverse=True)
+            vals = np.empty(len(uniq), dtype=object)
+            vals[:] = [self._day(pre, d) for d in uniq.tolist()]
+            return vals[inverse.reshape(-1)].tolist()
         if kind == "guid":
             return [pre + b'{"value":"' + g.encode() + b'"}' for g in c.guids]
         if kind == "idx":
@@ -238,16 +248,15 @@ class PageRenderer:
         fput = b',"_links":{"files:put":"' + f"{self.files_base}/{sub_sel.view}/".encode()
         numbers = _ROWNUMBERS
         mid = b',"note":' + note
-        lines = []
-        for g, ln, body in zip(guids, line.tolist(), bodies, strict=True):
+        # one join per parent record: its lines' fragments are gathered, never joined twice
+        parts: list[list[bytes]] = [[key, b"["] for _ in range(n)]
+        end = b'/{filename}"}' + close
+        for p, g, ln, body in zip(rep.tolist(), guids, line.tolist(), bodies, strict=True):
             ge = g.encode()
-            lines.append(
-                join((b'{"id":"', ge, numbers[ln], mid, *body, fput, ge, b'/{filename}"}', close))
-            )
-        out = []
-        pos = 0
-        opener = key + b"["
-        for cnt in counts.tolist():
-            out.append(join((opener, b",".join(lines[pos : pos + cnt]), b"]")))
-            pos += cnt
-        return out
+            frag = parts[p]
+            if ln:
+                frag.append(b",")
+            frag += (b'{"id":"', ge, numbers[ln], mid, *body, fput, ge, end)
+        for frag in parts:
+            frag.append(b"]")
+        return [join(frag) for frag in parts]

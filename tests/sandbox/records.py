@@ -43,6 +43,7 @@ class FieldGen:
     arg: Any = None
     prefix: bytes = b""  # b',"Name":' — the member's JSON key, comma first
     pool_bytes: list[bytes] = field(default_factory=list)  # prefix + encoded wrapped value
+    pool_arr: Any = None  # pool_bytes as a numpy object array (fastpage gathers from it)
 
 
 def _wrap(v: Any) -> dict[str, Any]:
