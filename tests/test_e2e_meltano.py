@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -27,7 +28,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.pg import REQUIRE_ALL, PostgresServer, PostgresUnavailableError, postgres_server
+from tests.pg import (
+    REQUIRE_ALL,
+    PostgresServer,
+    PostgresUnavailableError,
+    free_port,
+    postgres_server,
+)
 from tests.support import REPO, Sandbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
@@ -103,8 +110,8 @@ class Meltano:
         )
         return proc.stdout
 
-    def state(self, state_id: str) -> dict[str, Any]:
-        out = self("state", "get", state_id)
+    def state(self, state_id: str, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+        out = self("state", "get", state_id, extra_env=extra_env)
         return json.loads(out[out.index("{") :])
 
 
@@ -144,6 +151,8 @@ def sandbox_env(
         "TAP_ACUMATICA_OAUTH_SETTINGS_LOCATION": str(tmp_path / "tokens.json"),
         # Exact second-run expectations: re-read nothing before the bookmark.
         "TAP_ACUMATICA_LOOKBACK_MINUTES": "0",
+        # State of this test only (state ids repeat across tests).
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path}/meltano.db",
     }
     yield sbx, env
     # Every run signed out: no API seat left behind.
@@ -212,7 +221,7 @@ def test_meltano_run_into_jsonl_matches_ground_truth_then_only_changes(
     assert all(isinstance(d, dict) and "_links" not in d for d in details)
     assert not any(isinstance(v, dict) and "value" in v for d in details for v in d.values())
 
-    state = meltano.state("demo:tap-acumatica-to-target-jsonl")
+    state = meltano.state("demo:tap-acumatica-to-target-jsonl", env)
     changed = mutate_after(sbx, state)
 
     meltano(
@@ -327,7 +336,7 @@ def test_meltano_run_into_postgres_counts_json_details_and_upserts_changes(
         assert {kind for kind, _ in lines} == {"object"}
         assert all("id" in line and "_links" not in line for _, line in lines)
 
-        state = meltano.state("demo:tap-acumatica-to-target-postgres")
+        state = meltano.state("demo:tap-acumatica-to-target-postgres", env)
         changed = mutate_after(sbx, state)
         [(before,)] = one(conn, "SELECT now()")
 
@@ -352,3 +361,89 @@ def test_meltano_run_into_postgres_counts_json_details_and_upserts_changes(
             assert len(touched) < len(sbx.ground_truth(stream)["live"]), (
                 f"{stream}: the second run rewrote everything"
             )
+
+
+def test_code_grant_login_under_meltano_then_unattended_runs_rotate_through_the_store(
+    meltano: Meltano, sandbox_factory: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    """``meltano invoke tap-acumatica --login`` once, then scheduled-style runs with REFRESH.
+
+    Meltano deletes the tap's config file after each run and starts separate discovery and sync
+    processes; the rotating refresh token must survive in the token store, and one run must
+    refresh at most once (the two processes share the access token through the store).
+    """
+    port = free_port()
+    sbx = sandbox_factory(*SANDBOX_ARGS, "--auto-approve", "admin", "--redirect-port", str(port))
+    creds = sbx.credentials()
+    store = tmp_path / "tokens.json"
+    env = {
+        **meltano.env,
+        "ACUMATICA_SANDBOX_URL": sbx.url,
+        "TAP_ACUMATICA_AUTH_METHOD": "oauth_code",
+        "TAP_ACUMATICA_CLIENT_ID": str(creds["client_id"]),
+        "TAP_ACUMATICA_CLIENT_SECRET": str(creds["client_secret"]),
+        "TAP_ACUMATICA_REDIRECT_URI": f"http://127.0.0.1:{port}/callback",
+        "TAP_ACUMATICA_OPEN_BROWSER": "false",
+        "TAP_ACUMATICA_OAUTH_SETTINGS_LOCATION": str(store),
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path}/meltano.db",
+    }
+    login = subprocess.Popen(
+        [str(meltano.exe), "--environment=demo", "invoke", "tap-acumatica", "--login"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert login.stderr is not None
+        url = None
+        for line in login.stderr:
+            found = re.search(r"https?://\S+/identity/connect/authorize\?\S+", line)
+            if found:
+                url = found.group(0)
+                break
+        assert url, "the tap printed the sign-in URL"
+        # The person's browser: the sandbox auto-approves and redirects to the tap's listener.
+        with urllib.request.urlopen(url, timeout=60) as page:
+            assert page.status == 200
+            assert b"Signed in" in page.read()
+        _, err = login.communicate(timeout=300)
+    finally:
+        if login.poll() is None:
+            login.kill()
+    assert login.returncode == 0, err[-3000:]
+    assert store.stat().st_mode & 0o777 == 0o600
+    first_refresh = json.loads(store.read_text())["refresh_token"]
+
+    unattended = {"TAP_ACUMATICA_INITIATE_OAUTH": "REFRESH"}
+    out = tmp_path / "out"
+    meltano(
+        "run",
+        "tap-acumatica",
+        "target-jsonl",
+        extra_env={**env, **unattended, "TARGET_JSONL_DESTINATION_PATH": str(out)},
+    )
+    assert len(read_jsonl(out)["Customer"]) == len(sbx.ground_truth("Customer")["live"])
+
+    # An hour later the access token has expired: the next run must refresh (rotate) once.
+    sbx.admin("POST", "clock", {"advance_seconds": 7200})
+    before = sbx.stats()["refresh_tokens"]
+    meltano(
+        "run",
+        "tap-acumatica",
+        "target-jsonl",
+        extra_env={**env, **unattended, "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "o2")},
+    )
+    after = sbx.stats()
+    assert after["refresh_tokens"]["rejected"] == 0, "no invalid_grant anywhere"
+    assert after["refresh_tokens"]["consumed"] - before["consumed"] == 1, (
+        "discovery and sync shared one refresh"
+    )
+    assert json.loads(store.read_text())["refresh_token"] != first_refresh, "rotated and saved"
+    assert after["active_sessions"] == 0
+    # Tokens never travel through Singer state.
+    state = json.dumps(meltano.state("demo:tap-acumatica-to-target-jsonl", env))
+    assert "sbxrt-" not in state
+    assert "sbxat-" not in state
