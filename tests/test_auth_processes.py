@@ -147,17 +147,21 @@ def test_rotation_across_discovery_then_sync(
     assert box.stats()["active_sessions"] == 0
     tokens = [json.loads(cfg.read_text())["oauth_tokens"]["refresh_token"]]
     catalog = tmp_path / "catalog.json"
-    # One `meltano run`-like pair where each process must rotate (the access token dies).
+    # Discovery finds the access token dead and rotates; sync shares what discovery stored.
     box.admin("POST", "clock", {"advance_seconds": 3700})
     disc = run([*TAP, "--config", str(cfg), "--discover"], box)
     assert disc.returncode == 0, disc.stderr
     catalog.write_text(disc.stdout)
     assert box.stats()["active_sessions"] == 0
     tokens.append(json.loads(cfg.read_text())["oauth_tokens"]["refresh_token"])
-    box.admin("POST", "clock", {"advance_seconds": 3700})
     sync = run([*TAP, "--config", str(cfg), "--catalog", str(catalog)], box)
     assert sync.returncode == 0, sync.stderr
     assert '"type":"RECORD"' in sync.stdout.replace(" ", "")
+    assert counts(box) == {"issued": 2, "consumed": 1, "rejected": 0}  # no second rotation
+    # The next sync rotates again, from the token the discovery process persisted.
+    box.admin("POST", "clock", {"advance_seconds": 3700})
+    sync = run([*TAP, "--config", str(cfg), "--catalog", str(catalog)], box)
+    assert sync.returncode == 0, sync.stderr
     assert box.stats()["active_sessions"] == 0
     doc = json.loads(cfg.read_text())
     tokens.append(doc["oauth_tokens"]["refresh_token"])
@@ -165,13 +169,6 @@ def test_rotation_across_discovery_then_sync(
     assert doc["note"] == "kept"
     assert oct(cfg.stat().st_mode & 0o777) == oct(0o600)
     assert counts(box) == {"issued": 3, "consumed": 2, "rejected": 0}
-    # A pair whose access token is still valid shares it: no rotation at all.
-    again = run([*TAP, "--config", str(cfg), "--discover"], box)
-    assert again.returncode == 0, again.stderr
-    sync = run([*TAP, "--config", str(cfg), "--catalog", str(catalog)], box)
-    assert sync.returncode == 0, sync.stderr
-    assert counts(box)["consumed"] == 2
-    assert box.stats()["active_sessions"] == 0
 
 
 def test_meltano_temp_config_uses_project_store(
@@ -270,7 +267,7 @@ def test_four_concurrent_processes_share_one_store(
     procs: list[subprocess.CompletedProcess[str]] = []
 
     def one() -> None:
-        procs.append(run([sys.executable, "-c", CLIENT, str(cfg), "12"], box))
+        procs.append(run([sys.executable, "-c", CLIENT, str(cfg), "6"], box))
 
     threads = [threading.Thread(target=one) for _ in range(4)]
     for t in threads:
@@ -280,7 +277,7 @@ def test_four_concurrent_processes_share_one_store(
     assert [p.returncode for p in procs] == [0, 0, 0, 0], [p.stderr[-500:] for p in procs]
     got = counts(box)
     assert got["rejected"] == 0
-    assert got["consumed"] >= 4  # they really did rotate while sharing
+    assert got["consumed"] >= 2  # they really did rotate while sharing
     time.sleep(0.2)
     assert box.stats()["active_sessions"] == 0
 
