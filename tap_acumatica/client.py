@@ -177,13 +177,12 @@ class AcumaticaStream(Stream):
     def _full_table(self) -> Iterator[dict[str, Any]]:
         base = self.query_options()
         size = self.acumatica.page_size
-        rows = page_consistently(
+        plan = self.plan
+        for row in page_consistently(
             lambda skip, top: self._get({**base, "$top": top, "$skip": skip or None}),
             page_size=size,
             what=f"{self.name} records",
-        )
-        plan = self.plan
-        for row in rows:
+        ):
             yield transform(row, plan)
 
     def _incremental(self, context: Context | None) -> Iterator[dict[str, Any]]:
@@ -199,6 +198,7 @@ class AcumaticaStream(Stream):
             self.logger.info("%s: nothing to read before %s", self.name, iso_utc(end))
             return
         page_size = self.acumatica.page_size
+        _ = self.plan  # compiled once here, before worker threads use it
         planner = WindowPlanner(page_size=page_size, initial_width=end - begin)
         progress = Progress(
             self.logger,
@@ -235,8 +235,8 @@ class AcumaticaStream(Stream):
             planner,
             *span,
             lambda window: self._fetch_window(window, base),
+            pool=self.acumatica.pool,
             workers=self.acumatica.max_concurrent_requests,
-            name=f"{self.name}-fetch",
         ):
             upper = iso_utc(result.window.end)
             # A record restamped after the server matched it shows a stamp past the window:
@@ -273,8 +273,10 @@ class AcumaticaStream(Stream):
                 counter[0] += 1
                 return self._get({**params, "$top": top, "$skip": skip or None})
 
-            rows = page_consistently(
-                page, page_size=size, first_page=rows, what=f"{self.name} records at {window}"
+            rows = list(
+                page_consistently(
+                    page, page_size=size, first_page=rows, what=f"{self.name} records at {window}"
+                )
             )
             requests += counter[0]
         plan = self.plan

@@ -99,17 +99,17 @@ def fetch_in_order(
     end: int,
     fetch: Callable[[Window], WindowResult],
     *,
+    pool: DaemonPool,
     workers: int,
-    name: str = "acumatica",
     max_ahead: int | None = None,
 ) -> Iterator[WindowResult]:
     """Yield complete window results over ``[start, end)`` in order, fetching concurrently.
 
     The range starts as one region; regions are cut into windows of the planner's current
     width just before they are fetched, so every window uses the latest density estimate. A
-    full window turns back into a region (re-cut narrower), in place.
+    full window turns back into a region (re-cut narrower), in place. The pool's threads (and
+    their keep-alive sessions) outlive the call; work still queued when it ends is cancelled.
     """
-    pool = DaemonPool(workers, name)
     slots: list[_Slot] = [_Slot(Window(start, end), region=True)] if end > start else []
     ahead = max_ahead or max(4, workers * 4)
     try:
@@ -135,7 +135,9 @@ def fetch_in_order(
                 assert done.future is not None
                 yield done.future.result()
     finally:
-        pool.shutdown()
+        for slot in slots:
+            if slot.future is not None:
+                slot.future.cancel()
 
 
 def _recut(window: Window, tie: int | None) -> list[_Slot]:

@@ -22,6 +22,7 @@ from tap_acumatica.discovery import (
     custom_fields_from_adhoc,
 )
 from tap_acumatica.errors import ConfigError
+from tap_acumatica.extract import DaemonPool
 from tap_acumatica.http import AcumaticaClient, check_base_url
 from tap_acumatica.windows import to_ms
 
@@ -196,6 +197,11 @@ class TapAcumatica(Tap):
             user_agent=config.get("user_agent"),
             branch=config.get("branch"),
         )
+
+    @cached_property
+    def pool(self) -> DaemonPool:
+        """Worker threads shared by every stream, so their keep-alive sessions are reused."""
+        return DaemonPool(self.max_concurrent_requests, "acumatica-fetch")
 
     @cached_property
     def endpoint_version(self) -> str:

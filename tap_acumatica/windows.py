@@ -13,7 +13,7 @@ sharing one stamp, is paged, and then with overlapping pages that detect any shi
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,7 +118,7 @@ def page_consistently(
     first_page: Sequence[dict[str, Any]] | None = None,
     max_restarts: int = 10,
     what: str = "records",
-) -> list[dict[str, Any]]:
+) -> Iterator[dict[str, Any]]:
     """Read a whole result set with ``$top/$skip`` and overlapping pages; never lose a row.
 
     Used only where no value range can split the set further: a tie burst (one stamp) or an
@@ -126,13 +126,14 @@ def page_consistently(
     while it is read (a record leaves a tie burst when it is modified or deleted; inserts get a
     new stamp), and the server lists it in a stable key order, so a page whose first row was
     also in the previous page continues it without a gap; if it was not, rows before the page
-    boundary vanished and the read restarts from the top (rows are de-duplicated by ``id``).
+    boundary vanished and the read restarts from the top. Rows are yielded as they arrive,
+    each ``id`` once.
     """
     overlap = max(1, min(page_size // 10, 200))
     if page_size <= overlap:
         msg = f"page_size {page_size} is too small to page {what} safely (need at least 2)"
         raise AcumaticaAPIError(msg)
-    seen: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
     restarts = 0
     skip = 0
     prev_ids: set[str] | None = None
@@ -151,9 +152,12 @@ def page_consistently(
             skip, prev_ids, page = 0, None, None
             continue
         for row in page:
-            seen.setdefault(_row_id(row), row)
+            rid = _row_id(row)
+            if rid not in seen:
+                seen.add(rid)
+                yield row
         if len(page) < page_size:
-            return list(seen.values())
+            return
         prev_ids = {_row_id(r) for r in page[-overlap:]}
         skip += page_size - overlap
         page = None

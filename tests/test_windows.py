@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from tap_acumatica.errors import AcumaticaAPIError
-from tap_acumatica.extract import WindowResult, fetch_in_order
+from tap_acumatica.extract import DaemonPool, WindowResult, fetch_in_order
 from tap_acumatica.http import encode_query
 from tap_acumatica.records import build_plan, parse_ms, to_utc, transform
 from tap_acumatica.windows import (
@@ -104,7 +104,9 @@ def test_fetch_in_order_is_complete_and_ordered(workers: int) -> None:
         return WindowResult(window, rows)
 
     planner = WindowPlanner(page_size=page, initial_width=span)
-    results = list(fetch_in_order(planner, 0, span, fetch, workers=workers))
+    results = list(
+        fetch_in_order(planner, 0, span, fetch, pool=DaemonPool(workers, "t"), workers=workers)
+    )
     windows = [r.window for r in results]
     assert windows[0].start == 0
     assert windows[-1].end == span
@@ -129,7 +131,7 @@ def test_tie_hint_isolates_the_burst() -> None:
         return WindowResult(window, rows)
 
     planner = WindowPlanner(page_size=page, initial_width=span)
-    results = list(fetch_in_order(planner, 0, span, fetch, workers=2))
+    results = list(fetch_in_order(planner, 0, span, fetch, pool=DaemonPool(2, "t"), workers=2))
     assert sum(len(r.records) for r in results) == 520
     assert len(seen) < 10  # not ~40 halvings down to one millisecond
     assert Window(tie, tie + 1) in [r.window for r in results]
@@ -146,7 +148,7 @@ def test_full_window_without_tie_is_re_cut() -> None:
         return WindowResult(window, rows)
 
     planner = WindowPlanner(page_size=page, initial_width=1000)
-    results = list(fetch_in_order(planner, 0, 1000, fetch, workers=2))
+    results = list(fetch_in_order(planner, 0, 1000, fetch, pool=DaemonPool(2, "t"), workers=2))
     assert [row["id"] for r in results for row in r.records] == data
     assert all(len(r.records) < page for r in results)
 
@@ -175,7 +177,7 @@ class ShrinkingList:
 def test_page_consistently_never_loses_survivors(deletes: int, seed: int) -> None:
     source = ShrinkingList(3000, seed, deletes)
     everyone = {r["id"] for r in source.rows}
-    got = page_consistently(source.page, page_size=200)
+    got = list(page_consistently(source.page, page_size=200))
     ids = [r["id"] for r in got]
     assert len(ids) == len(set(ids))
     survivors = everyone - source.deleted
@@ -202,7 +204,7 @@ def test_naive_skip_paging_would_lose_rows() -> None:
 def test_page_consistently_gives_up_loudly() -> None:
     source = ShrinkingList(3000, 9, 150)
     with pytest.raises(AcumaticaAPIError, match="kept shifting"):
-        page_consistently(source.page, page_size=100, max_restarts=2)
+        list(page_consistently(source.page, page_size=100, max_restarts=2))
 
 
 def test_transform_unwraps_and_normalises() -> None:
