@@ -26,12 +26,14 @@ TAP = [sys.executable, "-m", "tap_acumatica"]
 ENTITY = "/entity/Default/24.200.001/Customer"
 CAPTURED: list[str] = []
 
-# A minimal "tap process": one authenticator, n API calls (401 → renew → resend), sign-out.
+# A minimal "tap process": one authenticator, n API calls (401 → renew → resend) with a pause
+# between them, sign-out.
 CLIENT = r"""
-import json, sys, requests
+import json, sys, time, requests
 from tap_acumatica import auth, cli, redact
 redact.install()
 path, n = sys.argv[1], int(sys.argv[2])
+pause = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
 cfg = json.load(open(path))
 try:
     a = auth.build_authenticator(cfg, config_files=[path])
@@ -44,6 +46,7 @@ try:
                 a.handle_unauthorized(r.request)
                 r = s.get(url, params={"$top": "1"}, auth=a, timeout=30)
             r.raise_for_status()
+            time.sleep(pause)
     print("ok")
 except Exception as exc:
     cli.fail(f"{type(exc).__name__}: {exc}")
@@ -267,7 +270,7 @@ def test_four_concurrent_processes_share_one_store(
     procs: list[subprocess.CompletedProcess[str]] = []
 
     def one() -> None:
-        procs.append(run([sys.executable, "-c", CLIENT, str(cfg), "6"], box))
+        procs.append(run([sys.executable, "-c", CLIENT, str(cfg), "8", "0.3"], box))
 
     threads = [threading.Thread(target=one) for _ in range(4)]
     for t in threads:
