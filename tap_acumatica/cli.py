@@ -125,7 +125,7 @@ def login(paths: Sequence[str]) -> None:
     if not [p for p in paths if p]:
         msg = "--login needs --config (the file with base_url, client_id, client_secret, ...)"
         raise ConfigError(msg)
-    schema = _schema()
+    schema = _schema() if "ENV" in paths else {}  # the schema only types ENV values
     config = load_config(paths, schema)
     redact.register_config(config, auth.SECRET_KEYS)
     auth.validate_auth_config(config, login=True)

@@ -436,7 +436,9 @@ def build_oauth(
         "client_id": str(config["client_id"]),
         "client_secret": str(config["client_secret"]),
         "scope": str(config.get("scope") or DEFAULT_SCOPE),
-        "tenant": tenant_of(config),
+        # The tenant is part of client_id (API-FACTS §7); the `tenant` setting serves cookie
+        # sign-in and must not change which tokens the store accepts.
+        "tenant": tenant_of({"client_id": config["client_id"]}),
         "user_agent": user_agent,
         "seed": TokenSet(
             access_token=config.get("access_token") or None,

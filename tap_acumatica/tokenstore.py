@@ -109,7 +109,8 @@ class TokenStore:
     """A JSON token document in its own file, or under ``oauth_tokens`` in a config file."""
 
     def __init__(self, path: str | os.PathLike[str], *, in_config: bool = False) -> None:
-        self.path = Path(os.path.realpath(os.path.expanduser(os.fspath(path))))
+        raw = os.path.expandvars(os.path.expanduser(os.fspath(path)))
+        self.path = Path(os.path.realpath(raw))
         self.in_config = in_config
         self._lock = filelock.FileLock(
             f"{self.path}.lock",
