@@ -42,6 +42,7 @@ logger = logging.getLogger("tap_acumatica.auth")
 
 MARGIN_SECONDS = 60.0  # refresh this long before the access token expires
 TOKEN_TIMEOUT = (10.0, 60.0)
+RESEND_PAUSE_SECONDS = 1.0
 
 
 def relogin_hint(store: TokenStore | None) -> str:
@@ -60,7 +61,11 @@ class _OAuthError(Exception):
 
 
 class _AmbiguousError(Exception):
-    """The token POST was sent but no answer arrived: the server may have rotated."""
+    """The token POST was sent but no usable answer came back: the server may have rotated."""
+
+    def __init__(self, detail: str = "no answer") -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class OAuthAuthenticator(AcumaticaAuthenticator):
@@ -178,19 +183,20 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
         self._save(marked)  # a run killed mid-refresh leaves this mark for a clearer error
         try:
             body = self._token_post({"grant_type": "refresh_token", "refresh_token": rt})
-        except _AmbiguousError:
+        except _AmbiguousError as exc:
             again = self.store.read() if self.store else None
             if again and again.tokens.refresh_token not in (None, rt):
                 self._continue_with(again)
                 return
             if second_try:
                 msg = (
-                    "no answer from Acumatica's token endpoint twice; the refresh token may "
-                    "have been spent; " + relogin_hint(self.store)
+                    f"Acumatica's token endpoint failed twice ({exc.detail}); the refresh token "
+                    "may have been spent; " + relogin_hint(self.store)
                 )
                 raise AuthError(msg) from None
             # Nobody else holds a newer token (we hold the lock): resend once on a new connection.
-            logger.warning("No answer to the token refresh; re-read the store, resending once.")
+            logger.warning("Token refresh got %s; store re-read, resending once.", exc.detail)
+            time.sleep(RESEND_PAUSE_SECONDS)
             self._refresh(stored, second_try=True)
             return
         except _OAuthError as exc:
@@ -234,11 +240,14 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
             resp = self._http.post(url, data=data, timeout=TOKEN_TIMEOUT, allow_redirects=False)
         except requests.RequestException as exc:
             if not _never_sent(exc):
-                raise _AmbiguousError from None
+                raise _AmbiguousError(f"no answer: {_reason(exc)}") from None
             msg = f"cannot reach Acumatica's token endpoint {url}: {_reason(exc)}"
             raise AuthError(msg) from None
         if is_login_limit(resp):
             raise LoginLimitError
+        if resp.status_code >= 500 or resp.status_code == 429:
+            # A gateway error or throttling says nothing about whether the refresh happened.
+            raise _AmbiguousError(error_text(resp))
         try:
             body = resp.json()
         except ValueError:
@@ -377,8 +386,8 @@ class CodeGrantAuthenticator(OAuthAuthenticator):
             }
             try:
                 body = self._token_post(form)
-            except _AmbiguousError:
-                msg = "no answer from Acumatica's token endpoint; run --login again"
+            except _AmbiguousError as exc:
+                msg = f"Acumatica's token endpoint failed ({exc.detail}); run --login again"
                 raise AuthError(msg) from None
             except _OAuthError as exc:
                 raise AuthError(f"exchanging the authorization code failed: {exc}") from None
@@ -415,8 +424,8 @@ class PasswordGrantAuthenticator(OAuthAuthenticator):
         }
         try:
             body = self._token_post(form)
-        except _AmbiguousError:
-            msg = "no answer from Acumatica's token endpoint to the password grant"
+        except _AmbiguousError as exc:
+            msg = f"Acumatica's token endpoint failed the password grant ({exc.detail})"
             raise AuthError(msg) from None
         except _OAuthError as exc:
             if exc.error == "invalid_grant":
