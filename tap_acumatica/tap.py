@@ -282,6 +282,14 @@ class TapAcumatica(Tap):
             if unknown:
                 msg = f"entities: {', '.join(unknown)} not in {document.title or 'the endpoint'}"
                 raise ConfigError(msg)
+            inquiries = sorted(n for n in wanted if streams.is_inquiry(n))
+            if inquiries:
+                # API-FACTS §2.1: inquiry entities are filter forms read with PUT, not lists.
+                msg = (
+                    f"entities: {', '.join(inquiries)} are inquiry forms (read with PUT and a "
+                    "filter body), not lists; expose the data through a generic inquiry instead"
+                )
+                raise ConfigError(msg)
         expand: Mapping[str, Sequence[str]] = self.config.get("expand") or {}
         custom_cfg: Mapping[str, Any] = self.config.get("custom_fields") or {}
         for name in [*expand, *custom_cfg]:

@@ -16,6 +16,7 @@ from tap_acumatica.discovery import (
 )
 from tap_acumatica.errors import ConfigError
 from tests._taprun import discover, run_tap, tap_config
+from tests.support import Sandbox
 
 
 @pytest.fixture(scope="module")
@@ -279,3 +280,9 @@ def test_discover_23_swagger2(sandbox) -> None:
     assert {"Customer", "SalesOrder", "StockItem"} <= names
     stock = next(s for s in catalog["streams"] if s["tap_stream_id"] == "StockItem")
     assert stock["replication_key"] == "LastModified"  # 23 has only LastModified (API-FACTS §2.1)
+
+
+def test_requesting_an_inquiry_entity_is_a_clear_error(sandbox: Sandbox) -> None:
+    run = run_tap(tap_config(sandbox, entities=["SalesPricesInquiry"]), args=("--discover",))
+    assert run.returncode == 1
+    assert "SalesPricesInquiry are inquiry forms" in run.stderr
