@@ -224,7 +224,7 @@ def test_custom_fields_from_adhoc() -> None:
 # -- against the sandbox ---------------------------------------------------------------------
 
 
-def test_discover_sandbox_all_entities(sandbox) -> None:
+def test_discover_sandbox_all_entities(sandbox: Sandbox) -> None:
     config = tap_config(sandbox)
     del config["entities"]
     catalog = discover(config)
@@ -238,7 +238,7 @@ def test_discover_sandbox_all_entities(sandbox) -> None:
     assert "OrderType, OrderNbr" in by_name["SalesOrder"]["schema"]["description"]
 
 
-def test_discover_expand_and_custom_fields(sandbox) -> None:
+def test_discover_expand_and_custom_fields(sandbox: Sandbox) -> None:
     config = tap_config(
         sandbox,
         entities=["Customer", "SalesOrder"],
@@ -257,7 +257,7 @@ def test_discover_expand_and_custom_fields(sandbox) -> None:
     assert custom["DefLocation"]["properties"]["CBranchID"]
 
 
-def test_unknown_custom_field_is_a_clear_error(sandbox) -> None:
+def test_unknown_custom_field_is_a_clear_error(sandbox: Sandbox) -> None:
     config = tap_config(sandbox, custom_fields={"Customer": ["CurrentCustomer.UsrNope"]})
     run = run_tap(config, args=("--discover",))
     assert run.returncode == 1
@@ -265,7 +265,7 @@ def test_unknown_custom_field_is_a_clear_error(sandbox) -> None:
     assert "CurrentCustomer.UsrLoyaltyTier" in run.stderr
 
 
-def test_unknown_endpoint_version_error(sandbox) -> None:
+def test_unknown_endpoint_version_error(sandbox: Sandbox) -> None:
     run = run_tap(tap_config(sandbox, endpoint_version="25.200.001"), args=("--discover",))
     assert run.returncode == 1
     line = run.stderr.strip().splitlines()[-1]
@@ -274,7 +274,7 @@ def test_unknown_endpoint_version_error(sandbox) -> None:
     assert "Traceback" not in run.stderr
 
 
-def test_discover_23_swagger2(sandbox) -> None:
+def test_discover_23_swagger2(sandbox: Sandbox) -> None:
     catalog = discover(tap_config(sandbox, endpoint_version="23.200.001"))
     names = {s["tap_stream_id"] for s in catalog["streams"]}
     assert {"Customer", "SalesOrder", "StockItem"} <= names
