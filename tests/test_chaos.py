@@ -45,9 +45,15 @@ def test_kill9_at_random_points_then_resume_loses_nothing(
     # A killed process cannot sign out: its API seat stays taken (10 minutes idle), so the
     # licence has a seat per kill.
     box = sandbox_factory(
-        "--seed", "5", "--records", str(size(900, 2500)), "--burst-size", "450",
-        "--api-seats", str(kills + 4),
-    )  # fmt: skip
+        "--seed",
+        "5",
+        "--records",
+        str(size(900, 2500)),
+        "--burst-size",
+        "450",
+        "--api-seats",
+        str(kills + 4),
+    )
     config = tap_config(box, ENTITIES, page_size=150)
     truth = {e: {r["id"] for r in box.ground_truth(e)["live"]} for e in ENTITIES}
     total = sum(len(ids) for ids in truth.values())
@@ -96,9 +102,15 @@ def test_background_writers_lose_nothing(sandbox_factory: SandboxFactory, tmp_pa
     runs = size(2, 5)
     writers = size(60, 150)
     box = sandbox_factory(
-        "--seed", "6", "--records", str(size(800, 2500)), "--writers", str(writers),
-        "--latency-ms", "5",
-    )  # fmt: skip
+        "--seed",
+        "6",
+        "--records",
+        str(size(800, 2500)),
+        "--writers",
+        str(writers),
+        "--latency-ms",
+        "5",
+    )
     config = tap_config(box, ENTITIES, page_size=150, max_concurrent_requests=3)
     deleted_before = {e: len(box.ground_truth(e)["deleted"]) for e in ENTITIES}
     union: dict[str, set[str]] = {}
@@ -156,9 +168,19 @@ def test_fault_schedule_completes_or_stops_cleanly(
     retries = 0
     for seed in range(seeds):
         box = sandbox_factory(
-            "--seed", str(seed + 1), "--records", str(size(600, 1500)), "--burst-size", "300",
-            "--faults", json.dumps(FAULTS), "--fault-seed", str(seed), "--api-seats", "4",
-        )  # fmt: skip
+            "--seed",
+            str(seed + 1),
+            "--records",
+            str(size(600, 1500)),
+            "--burst-size",
+            "300",
+            "--faults",
+            json.dumps(FAULTS),
+            "--fault-seed",
+            str(seed),
+            "--api-seats",
+            "4",
+        )
         creds = box.credentials()
         config = tap_config(
             box,
