@@ -32,20 +32,21 @@ _PATTERNS = (
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
-_regex: re.Pattern[str] | None = None
+_ordered: tuple[str, ...] = ()
 _installed = False
 
 
 def register(*values: Any) -> None:
     """Add secret values (None, empty and short values are ignored)."""
-    global _regex
+    global _ordered
     fresh = {v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET_LEN}
     with _lock:
         if fresh <= _secrets:
             return
         _secrets.update(fresh)
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _regex = re.compile("|".join(re.escape(s) for s in ordered))
+        # Longest first, so a secret containing another is masked whole. Plain substring
+        # replacement: no regex to recompile each time a token rotates.
+        _ordered = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def register_config(config: Any, secret_keys: Iterable[str]) -> None:
@@ -56,9 +57,9 @@ def register_config(config: Any, secret_keys: Iterable[str]) -> None:
 
 def redact(text: str) -> str:
     """Return ``text`` with every known secret and secret-looking pattern masked."""
-    regex = _regex
-    if regex is not None:
-        text = regex.sub(MASK, text)
+    for secret in _ordered:
+        if secret in text:
+            text = text.replace(secret, MASK)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return text
