@@ -21,6 +21,7 @@ from tests.sandbox.shape import build_record
 from tests.support import EXAMPLES
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+NOW_MS = int(NOW.timestamp() * 1000)
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?[+-]\d\d:\d\d$")
 CORE = [
@@ -542,8 +543,32 @@ def test_vectorised_time_formatting_matches_scalar(tz: str) -> None:
     for start in clock._starts.tolist()[-120:-100]:
         xs += [start - 1, start, start + 1, start - 3_600_000]
     xs += [x - x % 1000 for x in xs[:200]] + [x - x % 10 for x in xs[:200]]
+    xs += [x - x % 100 for x in xs[:200]] + [-2_208_988_800_000, 0, 631_152_000_000]
     assert clock.fmt_many(np.array(xs, dtype=np.int64)) == [clock.fmt(x) for x in xs]
+    late = [*xs[:50], 3_200_000_000_000]  # after 2070: the scalar fallback
+    assert clock.fmt_many(np.array(late, dtype=np.int64)) == [clock.fmt(x) for x in late]
     assert clock.fmt(1_700_000_000_000)[:9] == "2023-11-1"
+
+
+def test_vectorised_keys_ids_and_live_pages_match_scalar() -> None:
+    import numpy as np  # noqa: PLC0415
+
+    ds = make(records=60, burst_size=0)
+    rng = random.Random(9)
+    for name, t in ds.tables.items():
+        for _ in range(3):
+            t.insert(NOW_MS)
+        for i in rng.sample(range(t.n), 5):
+            t.delete(i, NOW_MS)
+        idx = np.arange(t.n, dtype=np.int64)
+        hashes = np.array([t.base_hash(i) for i in range(t.n)], dtype=np.uint64)
+        assert list(zip(*t.key_columns(idx), strict=True)) == [t.keys(i) for i in range(t.n)]
+        assert [g.decode() for g in t.guids(idx, hashes)] == [t.guid(i) for i in range(t.n)]
+        live = np.flatnonzero(t.live[: t.n])
+        for skip in (0, 1, 7, t.n // 2, t.n - 1, t.n, t.n + 5):
+            for top in (None, 0, 1, 10, 1000):
+                want = live[skip:] if top is None else live[skip : skip + top]
+                assert t.live_page(skip, top).tolist() == want.tolist(), (name, skip, top)
 
 
 def test_rows_match_the_scalar_generator() -> None:

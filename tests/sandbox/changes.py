@@ -103,7 +103,7 @@ class Changes:
             for i in dt_cols:
                 values[i] = [None if v is None else local(v) for v in values[i]]
             for guid, row in zip(cols.guids, zip(*values, strict=True), strict=True):
-                out: dict[str, Any] = {"id": guid}
+                out: dict[str, Any] = {"id": guid.decode()}
                 out.update(zip(names, row, strict=True))
                 yield out
 

@@ -7,6 +7,7 @@ in-process Python over numpy arrays, deterministic from the seed, safe for many 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 import threading
 from collections.abc import Callable, Iterator
@@ -19,18 +20,17 @@ from . import filters
 from .changes import Changes
 from .entities import ENTITIES, VERSIONS, EntityDef, schema
 from .errors import api_error, not_found, odata_error, unknown_entity
-from .fastpage import Cols, PageRenderer, vpick, vrecord_hash, vrev_hash
-from .records import NOTE_MULT, Ctx, Generators, rev_hash
+from .pages import Pages, RenderCache
+from .records import Ctx, Generators, rev_hash
 from .render import TenantClock, to_ms
 from .shape import Sel, compile_selection, no_property
 from .table import END_MS, Table
 
 QUERY_OPTIONS = {"$filter", "$select", "$expand", "$custom", "$top", "$skip"}
-CACHE_BYTES = 96 * 1024 * 1024
 _ENC = msgspec.json.Encoder()
 
 
-class Dataset(Changes):
+class Dataset(Pages, Changes):
     """All entities of one sandbox instance (see module docstring)."""
 
     versions = list(VERSIONS)
@@ -70,11 +70,11 @@ class Dataset(Changes):
                 n = big_records
                 burst = min(burst_size, n) if burst_size > 0 else 0
             self.tables[name] = Table(edef, eno, n, seed, end, burst)
-        self.gens = Generators(seed, self.clock, self._ref_key)
-        self._sel_cache: dict[tuple[Any, ...], tuple[Sel, Any, set[str], tuple[Any, ...]]] = {}
-        self._cache: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
-        self._cache_bytes = 0
-        self._cache_lock = threading.Lock()
+        self.gens = Generators(seed, self.clock, self._ref_key, self._ref_count)
+        self._sel_cache: dict[tuple[Any, ...], tuple[Sel, Any, set[str], int]] = {}
+        self._sig_ids: dict[tuple[Any, ...], int] = {}
+        self._sig_next = itertools.count()
+        self.render_cache = RenderCache()
         self._mut_rng = random.Random(seed * 101 + 3)
 
     # ------------------------------------------------------------------ lookup helpers
@@ -103,6 +103,9 @@ class Dataset(Changes):
         t = self.tables[entity]
         return t.keys(r % max(1, t.n0))[-1]
 
+    def _ref_count(self, entity: str) -> int:
+        return max(1, self.tables[entity].n0)
+
     def _ctx(self, t: Table, idx: int, rev: int, changed: int, created: int) -> Ctx:
         h = t.base_hash(idx)
         return Ctx(idx, h, rev_hash(h, rev), changed, created, t.guid(idx), t.keys(idx))
@@ -110,7 +113,7 @@ class Dataset(Changes):
     # ------------------------------------------------------------------ query compilation
     def _compile(
         self, version: str, edef: EntityDef, params: dict[str, str], *, listing: bool
-    ) -> tuple[Sel, Any, set[str], tuple[Any, ...]]:
+    ) -> tuple[Sel, Any, set[str], int]:
         for name in params:
             if name == "$orderby":
                 # API-FACTS §4: no $orderby in Contract 4 — we refuse it loudly (documented choice)
@@ -144,10 +147,14 @@ class Dataset(Changes):
             )
             # the rendered bytes depend on the filter only through the fields it adds to $select
             extra = tuple(sorted(fields)) if params.get("$select") else ()
-            sig = (version, edef.name, *key[3:], extra)
-            got = (sel, ast, fields, sig)
+            # a small int stands for the signature in render-cache keys (cheap to hash)
             if len(self._sel_cache) > 2000:
                 self._sel_cache.clear()
+                self._sig_ids.clear()  # ids come from a counter: never reused
+            sig = self._sig_ids.setdefault(
+                (version, edef.name, *key[3:], extra), next(self._sig_next)
+            )
+            got = (sel, ast, fields, sig)
             self._sel_cache[key] = got
         return got
 
@@ -219,19 +226,19 @@ class Dataset(Changes):
         residual: list[filters.Node] = []
         with self.lock:
             n = t.n
-            mask = t.live[:n].copy()
-            if ast is not None:
+            if ast is None:
+                cand = t.live_page(skip, top)
+            else:
+                mask = t.live[:n].copy()
                 bounds, residual = filters.split_change_ranges(ast, set(edef.change))
                 if bounds:
                     # fast path: a vectorised mask over the change stamps (µs vs µs)
                     stamps = t.changed[:n] * 1000
                     for op, us in bounds:
                         mask &= _OPS[op](stamps, us)
-            cand = np.flatnonzero(mask)
-            if not residual:
-                cand = cand[skip:]
-                if top is not None:
-                    cand = cand[:top]
+                cand = np.flatnonzero(mask)
+                if not residual:
+                    cand = cand[skip:] if top is None else cand[skip : skip + top]
             revs = t.rev[cand].tolist()
             chg = t.changed[cand].tolist()
             crt = t.created[cand].tolist()
@@ -240,14 +247,7 @@ class Dataset(Changes):
         if residual:
             rows = self._residual(t, edef, rows, residual, skip, top)
         rendered = self._render_rows(t, edef, version, sel, sig, list(rows))
-        parts: list[bytes] = [b"["]
-        for i, (head, tail) in enumerate(rendered, 1):
-            parts += (head, str(i).encode(), tail, b",")
-        if rendered:
-            parts[-1] = b"]"
-        else:
-            parts.append(b"]")
-        return b"".join(parts), len(rendered)
+        return self._page(rendered), len(rendered)
 
     def _residual(
         self,
@@ -268,76 +268,6 @@ class Dataset(Changes):
                     out.append(row)
                     if top is not None and len(out) >= top:
                         break
-        return out
-
-    def _cols(self, t: Table, rows: list[tuple[int, int, int, int]]) -> Cols:
-        """Vector inputs of records given as (index, revision, changed, created)."""
-        arr = np.array(rows, dtype=np.int64).reshape(-1, 4)
-        idx = arr[:, 0].copy()
-        h = vrecord_hash(self.seed, t.eno, idx)
-        ilist = idx.tolist()
-        return Cols(
-            h,
-            vrev_hash(h, arr[:, 1]),
-            arr[:, 2].copy(),
-            arr[:, 3].copy(),
-            idx,
-            np.zeros_like(idx),
-            t.guids(ilist, h.tolist()),
-            [t.keys(i) for i in ilist],
-        )
-
-    def _render_rows(
-        self,
-        t: Table,
-        edef: EntityDef,
-        version: str,
-        sel: Sel,
-        sig: tuple[Any, ...],
-        rows: list[tuple[int, int, int, int]],
-    ) -> list[tuple[bytes, bytes]]:
-        """(head, tail) bytes per row around the rowNumber; cached per record state."""
-        cache = self._cache
-        out: list[Any] = [cache.get((sig, r[0], r[1], r[2])) for r in rows]
-        miss = [i for i, got in enumerate(out) if got is None]
-        if not miss:
-            return out
-        cols = self._cols(t, [rows[i] for i in miss])
-        guids, hm = cols.guids, cols.hm
-        base = f"{self.site_path}/entity/Default/{version}"
-        files = f"{base}/files/{edef.graph}"
-        bodies = PageRenderer(self.gens, files).members(sel, cols)
-        notes = self.gens.note_bytes
-        note_picks = vpick(hm, NOTE_MULT, len(notes))
-        self_base = f"{base}/{edef.name}/".encode()
-        fput = f"{files}/{edef.view}/".encode()
-        close = b'/{filename}"},"files":[]}' if sel.files else b'/{filename}"}}'
-        added = 0
-        with self._cache_lock:
-            for j, i in enumerate(miss):
-                g = guids[j].encode()
-                head = b'{"id":"' + g + b'","rowNumber":'
-                tail = b"".join(
-                    (
-                        b',"note":',
-                        notes[note_picks[j]],
-                        *bodies[j],
-                        b',"_links":{"self":"',
-                        self_base,
-                        g,
-                        b'","files:put":"',
-                        fput,
-                        g,
-                        close,
-                    )
-                )
-                out[i] = (head, tail)
-                cache[(sig, *rows[i][:3])] = out[i]
-                added += len(tail) + 60
-            self._cache_bytes += added
-            if self._cache_bytes > CACHE_BYTES:
-                cache.clear()
-                self._cache_bytes = 0
         return out
 
     def get_record(

@@ -11,11 +11,13 @@ that both produce the same records.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import msgspec
 import numpy as np
 
+from . import vfmt
 from .entities import schema
 from .records import EMPTY_DATE_MS, FieldGen, Generators, SchemaGen
 from .render import GOLDEN, M64
@@ -26,6 +28,7 @@ _SH30, _SH27, _SH31, _SH32 = U(30), U(27), U(31), U(32)
 _C1, _C2 = U(0xBF58476D1CE4E5B9), U(0x94D049BB133111EB)
 _GOLD = U(GOLDEN)
 _NOTE_EMPTY = b'{"value":""}'
+_join = b"".join
 _ROWNUMBERS = [b'","rowNumber":' + str(i + 1).encode() for i in range(64)]
 
 
@@ -57,13 +60,9 @@ def vrev_hash(h: np.ndarray, rev: np.ndarray) -> np.ndarray:
     return np.where(rev == 0, h, bumped)
 
 
-def guids_of(h: np.ndarray) -> list[str]:
-    """``render.fmt_guid((h << 64) | mix64(h))`` for every element."""
-    out = []
-    for a, b in zip(h.tolist(), vmix64(h).tolist(), strict=True):
-        x = f"{a:016x}{b:016x}"
-        out.append(f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}")
-    return out
+def guids_of(h: np.ndarray) -> list[bytes]:
+    """``render.fmt_guid((h << 64) | mix64(h))`` for every element, as ASCII bytes."""
+    return vfmt.rows(vfmt.hex_guids(h, vmix64(h)))
 
 
 @dataclass
@@ -76,8 +75,8 @@ class Cols:
     created: np.ndarray
     idx: np.ndarray
     line: np.ndarray
-    guids: list[str]
-    keys: list[tuple[Any, ...]] | None
+    guids: list[bytes]  # ASCII NoteIDs
+    keys: list[list[Any]] | None  # key values, one list per key field (top level only)
 
 
 class PageRenderer:
@@ -86,11 +85,17 @@ class PageRenderer:
     def __init__(self, gens: Generators, files_base: str) -> None:
         self.g = gens
         self.files_base = files_base  # "<site>/entity/Default/<v>/files/<graph>"
-        self._day_bytes: dict[tuple[bytes, int], bytes] = {}
-        self._ref_bytes: dict[tuple[bytes, Any], bytes] = {}
+        # rendered reference-key and date fragments, kept across pages (bounded)
+        self._frags = gens.fragments
+        if len(self._frags) > 200_000:
+            self._frags.clear()
 
     def members(self, sel: Any, c: Cols) -> list[tuple[bytes, ...]]:
         """Member fragments (each starting with a comma) per row, still to be joined."""
+        return list(zip(*self.columns(sel, c), strict=True))
+
+    def columns(self, sel: Any, c: Cols) -> list[list[bytes]]:
+        """Member fragments (each starting with a comma) column by column."""
         gen: SchemaGen = sel.gen
         cols: list[list[bytes]] = []
         for name, kind, payload in sel.members:
@@ -101,7 +106,7 @@ class PageRenderer:
             else:
                 cols.append(self.detail(gen, name, payload, c, linked=True))
         cols.append(self.custom(gen, sel, c))
-        return list(zip(*cols, strict=True))
+        return cols
 
     def field(self, gen: SchemaGen, fg: FieldGen, c: Cols) -> list[bytes]:
         kind = fg.kind
@@ -116,11 +121,10 @@ class PageRenderer:
         if kind == "key":
             assert c.keys is not None
             pos = fg.arg
-            return [pre + b'{"value":' + _ENC.encode(k[pos]) + b"}" for k in c.keys]
+            pre += b'{"value":'
+            return [pre + _ENC.encode(k) + b"}" for k in c.keys[pos]]
         if kind in {"changed", "created"}:
-            src = self.stamps(fg, c)
-            pre = pre + b'{"value":"'
-            return [pre + s.encode() + b'"}' for s in self.g.clock.fmt_many(src)]
+            return self.g.clock.fragments(self.stamps(fg, c), pre + b'{"value":"', b'"}')
         if kind == "date":
             offs = vpick_arr(h, fg.mult, 40).astype(np.int64)
             uniq, inverse = np.unique(c.created // 86_400_000 + offs - 3, return_inverse=True)
@@ -128,14 +132,15 @@ class PageRenderer:
             vals[:] = [self._day(pre, d) for d in uniq.tolist()]
             return vals[inverse.reshape(-1)].tolist()
         if kind == "guid":
-            return [pre + b'{"value":"' + g.encode() + b'"}' for g in c.guids]
+            pre += b'{"value":"'
+            return [pre + g + b'"}' for g in c.guids]
         if kind == "idx":
             base = fg.arg
             return [pre + b'{"value":' + str(base + i).encode() + b"}" for i in c.idx.tolist()]
         if kind == "line":
             return [pre + b'{"value":' + str(i + 1).encode() + b"}" for i in c.line.tolist()]
         if kind == "ref":
-            return [self._ref(fg, r) for r in vpick(h, fg.mult, 1 << 30)]
+            return self.refs(fg, vpick_arr(h, fg.mult, 1 << 30))
         raise AssertionError(kind)
 
     def stamps(self, fg: FieldGen, c: Cols) -> np.ndarray:
@@ -158,7 +163,7 @@ class PageRenderer:
                 out.append([raw[k] for k in vpick(h, fg.mult, len(raw))])
             elif kind == "key":
                 assert c.keys is not None
-                out.append([k[fg.arg] for k in c.keys])
+                out.append(list(c.keys[fg.arg]))
             elif kind in {"changed", "created"}:
                 out.append(self.stamps(fg, c).tolist())
             elif kind == "date":
@@ -168,7 +173,7 @@ class PageRenderer:
                     [mid(d + o - 3) for d, o in zip(days, vpick(h, fg.mult, 40), strict=True)]
                 )
             elif kind == "guid":
-                out.append(list(c.guids))
+                out.append([g.decode() for g in c.guids])
             elif kind == "idx":
                 out.append([fg.arg + i for i in c.idx.tolist()])
             elif kind == "line":
@@ -178,21 +183,28 @@ class PageRenderer:
                 out.append([ref(ent, r) for r in vpick(h, fg.mult, 1 << 30)])
         return out
 
-    def _ref(self, fg: FieldGen, r: int) -> bytes:
-        key = self.g.ref_key(fg.arg, r)
-        got = self._ref_bytes.get((fg.prefix, key))
-        if got is None:
-            got = fg.prefix + b'{"value":' + _ENC.encode(key) + b"}"
-            self._ref_bytes[(fg.prefix, key)] = got
-        return got
+    def refs(self, fg: FieldGen, picks: np.ndarray) -> list[bytes]:
+        """Key fragments of referenced records: each distinct pick is rendered once."""
+        uniq, inverse = np.unique(picks % U(self.g.ref_count(fg.arg)), return_inverse=True)
+        vals = np.empty(len(uniq), dtype=object)
+        cache, ent, pre = self._frags, fg.arg, fg.prefix + b'{"value":'
+        frags = []
+        for r in uniq.tolist():
+            got = cache.get((pre, ent, r))
+            if got is None:
+                key = self.g.ref_key(ent, r)
+                got = cache[(pre, ent, r)] = pre + _ENC.encode(key) + b"}"
+            frags.append(got)
+        vals[:] = frags
+        return vals[inverse.reshape(-1)].tolist()
 
     def _day(self, pre: bytes, day: int) -> bytes:
         key = (pre, day)
-        got = self._day_bytes.get(key)
+        got = self._frags.get(key)
         if got is None:
             clock = self.g.clock
             got = pre + b'{"value":"' + clock.fmt(clock.midnight_ms(day)).encode() + b'"}'
-            self._day_bytes[key] = got
+            self._frags[key] = got
         return got
 
     def custom(self, gen: SchemaGen, sel: Any, c: Cols) -> list[bytes]:
@@ -233,30 +245,37 @@ class PageRenderer:
         shm = np.where(phm == ph, sh, vmix64(phm ^ lmix))
         guids = guids_of(sh)
         sub = Cols(sh, shm, c.changed[rep], c.created[rep], c.idx[rep], line, guids, None)
-        bodies = self.members(sub_sel, sub)
+        cols = self.columns(sub_sel, sub)
         note = b"null" if sub_sel.gen.schema.note_null else _NOTE_EMPTY
         key = b',"' + member.encode() + b'":'
-        join = b"".join
         close = b',"files":[]}' if sub_sel.files else b"}"
         if linked:
-            pre = key + b'{"id":"'
             mid = b'","rowNumber":1,"note":' + note
-            return [
-                join((pre, g.encode(), mid, *body, close))
-                for g, body in zip(guids, bodies, strict=True)
-            ]
+            return list(
+                map(_join, zip(repeat(key + b'{"id":"'), guids, repeat(mid), *cols, repeat(close)))
+            )
         fput = b',"_links":{"files:put":"' + f"{self.files_base}/{sub_sel.view}/".encode()
-        numbers = _ROWNUMBERS
+        numbers = map(_ROWNUMBERS.__getitem__, line.tolist())
         mid = b',"note":' + note
-        # one join per parent record: its lines' fragments are gathered, never joined twice
-        parts: list[list[bytes]] = [[key, b"["] for _ in range(n)]
         end = b'/{filename}"}' + close
-        for p, g, ln, body in zip(rep.tolist(), guids, line.tolist(), bodies, strict=True):
-            ge = g.encode()
-            frag = parts[p]
-            if ln:
-                frag.append(b",")
-            frag += (b'{"id":"', ge, numbers[ln], mid, *body, fput, ge, end)
-        for frag in parts:
-            frag.append(b"]")
-        return [join(frag) for frag in parts]
+        lines = list(
+            map(
+                _join,
+                zip(
+                    repeat(b'{"id":"'),
+                    guids,
+                    numbers,
+                    repeat(mid),
+                    *cols,
+                    repeat(fput),
+                    guids,
+                    repeat(end),
+                ),
+            )
+        )
+        out = []
+        start, open_, comma = 0, key + b"[", b",".join
+        for stop in np.cumsum(counts).tolist():
+            out.append(open_ + comma(lines[start:stop]) + b"]")
+            start = stop
+        return out

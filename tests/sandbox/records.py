@@ -188,10 +188,18 @@ class SchemaGen:
 class Generators:
     """All schema generators of a dataset (one per schema and owning top-level entity)."""
 
-    def __init__(self, seed: int, clock: TenantClock, ref_key: Callable[[str, int], Any]) -> None:
+    def __init__(
+        self,
+        seed: int,
+        clock: TenantClock,
+        ref_key: Callable[[str, int], Any],
+        ref_count: Callable[[str], int],
+    ) -> None:
         self.seed = seed
         self.clock = clock
         self._ref_key = ref_key
+        self.ref_count = ref_count  # ref_key(e, r) == ref_key(e, r % ref_count(e))
+        self.fragments: dict[Any, bytes] = {}  # fastpage's cache of pre-encoded fragments
         self._gens: dict[tuple[str, str | None], SchemaGen] = {}
         self.notes = pools.notes(seed)
         self.note_wrapped = [{"value": n} for n in self.notes]

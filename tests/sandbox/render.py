@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from . import vfmt
+
 M64 = 0xFFFFFFFFFFFFFFFF
 GOLDEN = 0x9E3779B97F4A7C15
 UTC = dt.timezone.utc
@@ -49,24 +51,22 @@ class TenantClock:
         self.tz = ZoneInfo(tz)
         self._day_cache: dict[int, int] = {}
         self._starts, self._offsets = _transitions(tz)
-        self._suffix = {
-            m: f"{'+' if m >= 0 else '-'}{abs(m) // 60:02d}:{abs(m) % 60:02d}"
-            for m in set(self._offsets.tolist())
-        }
+
+    def fragments(self, ms: np.ndarray, pre: bytes, post: bytes) -> list[bytes]:
+        """``pre + fmt(x) + post`` as bytes for an int64 array of UTC milliseconds (vectorised)."""
+        n = len(ms)
+        if n == 0:
+            return []
+        if ms.max() >= _SCAN_END_MS:
+            return [pre + self.fmt(x).encode() + post for x in ms.tolist()]
+        # before 1990 (the 1900 "no date") position 0: the zone's 1990 offset, as in fmt()
+        pos = np.maximum(np.searchsorted(self._starts, ms, side="right") - 1, 0)
+        offs = self._offsets[pos]
+        return vfmt.rows(vfmt.const(n, pre), vfmt.iso_local(ms + offs * 60_000, offs, post))
 
     def fmt_many(self, ms: np.ndarray) -> list[str]:
         """Vectorised :meth:`fmt` (same strings) for an int64 array of UTC milliseconds."""
-        if len(ms) == 0:
-            return []
-        if ms.min() < self._starts[0] or ms.max() >= _SCAN_END_MS:
-            return [self.fmt(x) for x in ms.tolist()]
-        pos = np.searchsorted(self._starts, ms, side="right") - 1
-        offs = self._offsets[pos]
-        local = (ms + offs * 60_000).astype("datetime64[ms]").astype(str).tolist()
-        suffix = self._suffix
-        return [
-            s.rstrip("0").rstrip(".") + suffix[o] for s, o in zip(local, offs.tolist(), strict=True)
-        ]
+        return [b.decode() for b in self.fragments(ms, b"", b"")]
 
     def fmt(self, ms: int) -> str:
         """``2024-08-15T16:03:27.513-04:00``: 0-3 fractional digits, trailing zeros dropped."""

@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 
+from . import vfmt
 from .entities import EntityDef
 from .records import record_hash
 from .render import M64, fmt_guid, mix64
@@ -104,6 +105,21 @@ class Table:
         self.live[idx] = False
         self.deleted_at[idx] = stamp
 
+    def live_page(self, skip: int, top: int | None) -> np.ndarray:
+        """Indices of the live records ``skip .. skip+top-1`` (in key order).
+
+        Never materialises every live index: the skip-th live record is at index >= skip, and a
+        window of ``top`` + (dead records) indices after the live records before it holds the page.
+        """
+        live = self.live[: self.n]
+        if top is None or skip >= self.n:
+            return np.flatnonzero(live)[skip:] if top is None else np.zeros(0, dtype=np.int64)
+        dead = self.n - int(np.count_nonzero(live))
+        before = int(np.count_nonzero(live[:skip]))  # live records with index < skip
+        first = skip - before  # rank of the page's first record among live records >= skip
+        window = np.flatnonzero(live[skip : skip + first + top + dead]) + skip
+        return window[first : first + top]
+
     # ------------------------------------------------------------------ keys and ids
     def number(self, idx: int) -> str:
         return f"{self.edef.prefix}{idx + 1:0{self.width}d}"
@@ -121,6 +137,26 @@ class Table:
         if e.name == "Contact":
             return (100 + idx,)  # ContactID is an IntValue key
         return (self.number(idx),)
+
+    def key_columns(self, idx: np.ndarray) -> list[list[object]]:
+        """:meth:`keys` of many records, one list per key field (vectorised)."""
+        e = self.edef
+        if len(idx) == 0:
+            return [[] for _ in e.keys]
+        if e.name == "Contact":
+            return [(idx + 100).tolist()]
+        num = idx + 1
+        if num.max() >= 10**self.width:
+            return [list(col) for col in zip(*(self.keys(i) for i in idx.tolist()), strict=True)]
+        pre = vfmt.const(len(idx), e.prefix.encode())
+        numbers = [b.decode() for b in vfmt.rows(pre, vfmt.digits(num, self.width))]
+        if len(e.keys) == 1:
+            return [numbers]
+        starts = np.array([start for start, _ in self.type_bounds], dtype=np.int64)
+        names = np.array([display for _, display in self.type_bounds] + [e.types[-1][1]], object)
+        pos = np.searchsorted(starts, idx, side="right") - 1
+        pos[(idx >= self.n0) | (pos < 0)] = len(starts)
+        return [names[pos].tolist(), numbers]
 
     def find_keys(self, values: list[str]) -> int | None:
         """Index of the live-or-dead record with these key values (trimmed, case-insensitive)."""
@@ -145,15 +181,16 @@ class Table:
         mid = (0xE000 | self.eno) << 64 | (0x8000 | (h & 0x0FFF)) << 48
         return fmt_guid(hi | mid | ((idx ^ self.guid_mask) & ((1 << 48) - 1)))
 
-    def guids(self, idx: list[int], hashes: list[int]) -> list[str]:
-        """:meth:`guid` for many records whose ``base_hash`` values are already known."""
-        eno = f"{0xE000 | self.eno:04x}"
-        mask, low = self.guid_mask, (1 << 48) - 1
-        return [
-            f"{h >> 32:08x}-{(h >> 16) & 0xFFFF:04x}-{eno}-{0x8000 | (h & 0x0FFF):04x}-"
-            f"{(i ^ mask) & low:012x}"
-            for i, h in zip(idx, hashes, strict=True)
-        ]
+    def guids(self, idx: np.ndarray, hashes: np.ndarray) -> list[bytes]:
+        """:meth:`guid` (as ASCII bytes) for many records whose ``base_hash`` values are known."""
+        h = hashes.astype(np.uint64)
+        hi = ((h >> np.uint64(32)) << np.uint64(32)) | (
+            ((h >> np.uint64(16)) & np.uint64(0xFFFF)) << np.uint64(16)
+        )
+        hi |= np.uint64(0xE000 | self.eno)
+        low = (idx.astype(np.uint64) ^ np.uint64(self.guid_mask)) & np.uint64((1 << 48) - 1)
+        lo = ((np.uint64(0x8000) | (h & np.uint64(0x0FFF))) << np.uint64(48)) | low
+        return vfmt.rows(vfmt.hex_guids(hi, lo))
 
     def find_guid(self, text: str) -> int | None:
         t = text.strip().lower()
