@@ -69,6 +69,7 @@ class AcumaticaStream(Stream):
         self.natural_keys = tuple(natural_keys)
         self._plan: Plan | None = None
         self._stop = threading.Event()
+        self._warned = False
 
     # -- SDK hooks -------------------------------------------------------------------------
 
@@ -231,6 +232,8 @@ class AcumaticaStream(Stream):
         progress: Progress,
     ) -> Iterator[dict[str, Any]]:
         key = self.replication_key or ""
+        sync_end = iso_utc(span[1])
+        later: dict[str, dict[str, Any]] = {}  # stamped past their window, held until covered
         for result in fetch_in_order(
             planner,
             *span,
@@ -238,17 +241,43 @@ class AcumaticaStream(Stream):
             pool=self.acumatica.pool,
             workers=self.acumatica.max_concurrent_requests,
         ):
-            upper = iso_utc(result.window.end)
-            # A record restamped after the server matched it shows a stamp past the window:
-            # it changed after the sync started, so it belongs to a later window or run.
-            records = sorted(
-                (r for r in result.records if (r.get(key) or "") < upper),
-                key=lambda r: r.get(key) or "",
-            )
+            lower, upper = iso_utc(result.window.start), iso_utc(result.window.end)
+            batch: dict[str, dict[str, Any]] = {}
+            for record in result.records:
+                stamp = record.get(key) or ""
+                if stamp >= sync_end:
+                    # Restamped after the server matched it, i.e. changed after the sync
+                    # started: the next run reads it (the bookmark never passes sync_end).
+                    continue
+                if stamp >= upper:
+                    # Emitting it now could carry a resumed bookmark past unread records.
+                    later[record["id"]] = record
+                    continue
+                if stamp and stamp < lower:
+                    self._out_of_window(record, result.window)
+                batch[record["id"]] = record
+            for rid in [rid for rid, r in later.items() if (r.get(key) or "") < upper]:
+                self._out_of_window(later[rid], result.window)
+                batch.setdefault(rid, later.pop(rid))
+            records = sorted(batch.values(), key=lambda r: r.get(key) or "")
             yield from records
             self._commit(context, result.window.end)
             progress.advance(
                 covered=result.window.end, records=len(records), requests=result.requests
+            )
+
+    def _out_of_window(self, record: Mapping[str, Any], window: Window) -> None:
+        if not self._warned:
+            self._warned = True
+            self.logger.warning(
+                "%s: record %s has %s=%s, outside the window %s that returned it; it is still "
+                "emitted, in stamp order. If this repeats, the instance may "
+                "compare datetimeoffset literals in another time zone (API-FACTS §3, §13).",
+                self.name,
+                record.get("id"),
+                self.replication_key,
+                record.get(self.replication_key or ""),
+                window,
             )
 
     def _fetch_window(self, window: Window, base: Mapping[str, Any]) -> WindowResult:

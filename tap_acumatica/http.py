@@ -150,6 +150,7 @@ class AcumaticaClient:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
+        self._closed = False
         #: server clock - local clock in seconds, from the last ``Date`` header (1 s resolution).
         self.server_skew: float | None = None
 
@@ -167,7 +168,8 @@ class AcumaticaClient:
         return session
 
     def close(self) -> None:
-        """Close every thread's session (connections go back to the OS)."""
+        """Refuse further requests and close every thread's session."""
+        self._closed = True
         with self._lock:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
@@ -274,6 +276,9 @@ class AcumaticaClient:
                 self._sleep(delay)
 
     def _send(self, url: str, *, authenticate: bool) -> requests.Response:
+        if self._closed:
+            msg = "the tap is shutting down; no further requests"
+            raise AcumaticaAPIError(msg)
         session = self._session()
         request = requests.Request("GET", url, auth=self.authenticator if authenticate else None)
         try:

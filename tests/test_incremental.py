@@ -249,8 +249,9 @@ def test_sigterm_writes_state_and_signs_out(sandbox_factory: Any) -> None:
         )
         assert proc.stdout is not None
         seen = [proc.stdout.readline()]
-        while '"RECORD"' not in seen[-1]:
+        while seen[-1] and '"RECORD"' not in seen[-1]:
             seen.append(proc.stdout.readline())
+        assert seen[-1], "the tap ended before emitting a record"
         proc.send_signal(signal.SIGTERM)
         out = "".join(seen) + proc.stdout.read()
         proc.wait(timeout=30)
