@@ -5,9 +5,11 @@ list order is not change order, and ``$skip`` counts positions in a list that mo
 are deleted or modified during the read, so a plain ``$top/$skip`` walk silently skips rows.
 A window ``[A, B)`` on the change field is a *value* range: a record whose stamp is in it is
 returned by that one request no matter what happens to other records, so deletes elsewhere can
-never make it go missing. A window that comes back full is split in two and re-read; only a
-window one millisecond wide (the field's precision) that is still full, i.e. a burst of records
-sharing one stamp, is paged, and then with overlapping pages that detect any shift.
+never make it go missing. A window that comes back full is discarded and its range re-cut into
+narrower windows (or, when the page shows one dominant stamp, that stamp gets a window of its
+own), then re-read; only a window one millisecond wide (the field's precision) that is still
+full, i.e. a burst of records sharing one stamp, is paged, and then with overlapping pages
+that detect any shift.
 """
 
 from __future__ import annotations
@@ -64,11 +66,6 @@ class Window:
     def splittable(self) -> bool:
         """False when the window is one precision step wide (a single possible stamp)."""
         return self.width > PRECISION_MS
-
-    def split(self) -> tuple[Window, Window]:
-        """Two halves at the (millisecond) midpoint."""
-        mid = self.start + self.width // 2
-        return Window(self.start, mid), Window(mid, self.end)
 
     def filter(self, field: str) -> str:
         """The ``$filter`` expression selecting this window on ``field``."""
