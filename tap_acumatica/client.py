@@ -233,7 +233,8 @@ class AcumaticaStream(Stream):
     ) -> Iterator[dict[str, Any]]:
         key = self.replication_key or ""
         sync_end = iso_utc(span[1])
-        later: dict[str, dict[str, Any]] = {}  # stamped past their window, held until covered
+        # Records stamped past the window that returned them, held until their window.
+        later: dict[str, tuple[dict[str, Any], Window]] = {}
         for result in fetch_in_order(
             planner,
             *span,
@@ -251,14 +252,15 @@ class AcumaticaStream(Stream):
                     continue
                 if stamp >= upper:
                     # Emitting it now could carry a resumed bookmark past unread records.
-                    later[record["id"]] = record
+                    later[record["id"]] = (record, result.window)
                     continue
                 if stamp and stamp < lower:
                     self._out_of_window(record, result.window)
                 batch[record["id"]] = record
-            for rid in [rid for rid, r in later.items() if (r.get(key) or "") < upper]:
-                self._out_of_window(later[rid], result.window)
-                batch.setdefault(rid, later.pop(rid))
+            for rid in [rid for rid, (r, _) in later.items() if (r.get(key) or "") < upper]:
+                record, returned_by = later.pop(rid)
+                self._out_of_window(record, returned_by)
+                batch.setdefault(rid, record)
             records = sorted(batch.values(), key=lambda r: r.get(key) or "")
             yield from records
             self._commit(context, result.window.end)

@@ -1,0 +1,131 @@
+"""AcumaticaStream without a server: emission order, commits, query options."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from singer_sdk.singerlib import Catalog
+
+from tap_acumatica.client import AcumaticaStream
+from tap_acumatica.extract import WindowResult
+from tap_acumatica.progress import Progress
+from tap_acumatica.tap import TapAcumatica
+from tap_acumatica.windows import Window, WindowPlanner, iso_utc
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "OrderType": {"type": ["string", "null"]},
+        "OrderNbr": {"type": ["string", "null"]},
+        "Total": {"type": ["number", "null"]},
+        "LastModified": {"type": ["string", "null"], "format": "date-time"},
+        "Details": {
+            "type": ["array", "null"],
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": ["string", "null"]},
+                    "Qty": {"type": ["number", "null"]},
+                    "files": {
+                        "type": ["array", "null"],
+                        "items": {
+                            "type": "object",
+                            "properties": {"id": {"type": ["string", "null"]}},
+                        },
+                    },
+                },
+            },
+        },
+        "note": {"type": ["string", "null"]},
+        "custom": {
+            "type": ["object", "null"],
+            "properties": {
+                "Document": {
+                    "type": ["object", "null"],
+                    "properties": {"UsrA": {"type": ["string", "null"]}},
+                }
+            },
+        },
+    },
+}
+
+
+@pytest.fixture
+def stream() -> AcumaticaStream:
+    tap = TapAcumatica(
+        config={
+            "base_url": "http://127.0.0.1:9",
+            "auth_method": "cookie",
+            "username": "u",
+            "password": "p",
+        },
+        setup_mapper=False,
+    )
+    return AcumaticaStream(
+        tap,
+        name="SalesOrder",
+        schema=SCHEMA,
+        replication_key="LastModified",
+        natural_keys=("OrderType", "OrderNbr"),
+    )
+
+
+def test_query_options_from_schema_and_selection(stream: AcumaticaStream) -> None:
+    assert stream.query_options() == {
+        "$select": "OrderType,OrderNbr,Total,LastModified",
+        "$expand": "Details,Details/files",
+        "$custom": "Document.UsrA",
+    }
+
+
+def test_deselected_fields_are_never_requested(stream: AcumaticaStream) -> None:
+    deselect = ("Total", "OrderNbr", "LastModified", "Details", "custom")
+    catalog = {
+        "streams": [
+            {
+                "tap_stream_id": "SalesOrder",
+                "stream": "SalesOrder",
+                "schema": SCHEMA,
+                "replication_key": "LastModified",
+                "metadata": [
+                    {"breadcrumb": [], "metadata": {"selected": True}},
+                    *(
+                        {"breadcrumb": ["properties", n], "metadata": {"selected": False}}
+                        for n in deselect
+                    ),
+                ],
+            }
+        ]
+    }
+    stream.apply_catalog(Catalog.from_dict(catalog))
+    # Keys and the change field are always read; deselected data never is.
+    assert stream.query_options() == {"$select": "OrderType,OrderNbr,LastModified"}
+
+
+def _rec(rid: str, ms: int) -> dict[str, Any]:
+    return {"id": rid, "LastModified": iso_utc(ms)}
+
+
+def test_records_leave_sorted_and_late_stamps_wait_for_their_window(
+    stream: AcumaticaStream, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    pages = {
+        # The first window returns one record stamped in the next window (a filter/display
+        # mismatch) and one stamped after the sync end (changed during the sync).
+        Window(0, 100): [_rec("b", 50), _rec("a", 10), _rec("late", 150), _rec("new", 5000)],
+        Window(100, 200): [_rec("c", 120), _rec("d", 101)],
+    }
+    commits: list[int] = []
+    monkeypatch.setattr(stream, "_fetch_window", lambda w, base: WindowResult(w, pages[w]))
+    monkeypatch.setattr(stream, "_commit", lambda context, end: commits.append(end))
+    planner = WindowPlanner(page_size=100, initial_width=100)
+    progress = Progress(logging.getLogger("t"), "SalesOrder", start=0, end=200)
+    with caplog.at_level(logging.WARNING):
+        out = list(stream._emit_windows(None, planner, (0, 200), {}, progress))
+    assert [r["id"] for r in out] == ["a", "b", "d", "c", "late"]
+    assert commits == [100, 200]
+    assert "record late has" in caplog.text
+    assert "window [1970-01-01T00:00:00.000000+00:00, 1970-01-01T00:00:00.100000" in caplog.text
