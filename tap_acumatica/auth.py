@@ -15,16 +15,15 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from tap_acumatica import redact
+from tap_acumatica import authconfig, redact
 from tap_acumatica.authconfig import (
     AUTH_METHODS,
-    AUTH_SETTINGS,
     DEFAULT_SCOPE,
     INITIATE_OAUTH,
     SECRET_KEYS,
@@ -32,6 +31,9 @@ from tap_acumatica.authconfig import (
     validate_auth_config,
 )
 from tap_acumatica.errors import AuthError
+
+if TYPE_CHECKING:
+    from tap_acumatica.authconfig import AUTH_SETTINGS
 
 logger = logging.getLogger("tap_acumatica.auth")
 
@@ -300,3 +302,11 @@ def signed_out_at_exit(authenticator: AcumaticaAuthenticator) -> Any:
         yield authenticator
     finally:
         authenticator.sign_out()
+
+
+def __getattr__(name: str) -> Any:
+    """Re-export ``AUTH_SETTINGS`` without importing singer_sdk until it is used."""
+    if name == "AUTH_SETTINGS":
+        return authconfig.AUTH_SETTINGS
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -1,18 +1,23 @@
 """Auth settings (the ``AUTH_SETTINGS`` part of the tap's config schema) and their checks.
 
 ``validate_auth_config`` needs no network and raises ConfigError with one clear line.
+``AUTH_SETTINGS`` is built on first use: importing singer_sdk costs seconds, and ``--login``
+and the authenticator itself do not need it.
 """
 
 from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any
-
-from singer_sdk import typing as th
+from typing import TYPE_CHECKING, Any
 
 from tap_acumatica.codegrant import is_loopback
 from tap_acumatica.errors import ConfigError
+
+if TYPE_CHECKING:
+    from singer_sdk import typing as th
+
+    AUTH_SETTINGS: list[th.Property]
 
 AUTH_METHODS = ("oauth_code", "oauth_password", "cookie")
 INITIATE_OAUTH = ("GETANDREFRESH", "REFRESH", "OFF")
@@ -20,90 +25,108 @@ DEFAULT_SCOPE = "api offline_access"
 SECRET_KEYS = ("client_secret", "access_token", "refresh_token", "password")
 
 
-AUTH_SETTINGS: list[th.Property] = [
-    th.Property(
-        "auth_method",
-        th.StringType,
-        default="oauth_code",
-        allowed_values=list(AUTH_METHODS),
-        description="oauth_code (authorization-code grant, default), oauth_password "
-        "(resource-owner password grant) or cookie (/entity/auth/login session).",
-    ),
-    th.Property(
-        "client_id",
-        th.StringType,
-        description="OAuth client ID of the connected application (SM303010), <GUID>@<Tenant>.",
-    ),
-    th.Property(
-        "client_secret",
-        th.StringType,
-        secret=True,
-        description="OAuth shared secret of the connected application.",
-    ),
-    th.Property(
-        "redirect_uri",
-        th.StringType,
-        description="Redirect URI registered on the connected application, e.g. "
-        "http://localhost:8765/callback (the tap listens there during --login); a non-loopback "
-        "URI means you paste the redirected address instead.",
-    ),
-    th.Property(
-        "scope",
-        th.StringType,
-        default=DEFAULT_SCOPE,
-        description="OAuth scopes; offline_access is needed for a refresh token.",
-    ),
-    th.Property(
-        "initiate_oauth",
-        th.StringType,
-        default="GETANDREFRESH",
-        allowed_values=list(INITIATE_OAUTH),
-        description="GETANDREFRESH: sign in through the browser when no usable token exists, "
-        "then refresh; REFRESH: never interactive, refresh the stored or given refresh_token; "
-        "OFF: use access_token as given.",
-    ),
-    th.Property(
-        "oauth_settings_location",
-        th.StringType,
-        description="JSON file holding the rotating OAuth tokens (created 0600). Default: the "
-        "--config file itself, or .meltano/tap-acumatica/oauth-tokens.json under Meltano.",
-    ),
-    th.Property(
-        "access_token",
-        th.StringType,
-        secret=True,
-        description="An OAuth access token (with initiate_oauth OFF, the only credential).",
-    ),
-    th.Property(
-        "refresh_token",
-        th.StringType,
-        secret=True,
-        description="Seed refresh token, used when the token store has none (or a different "
-        "one that this value replaces). Rotated tokens go to the token store, not here.",
-    ),
-    th.Property("username", th.StringType, description="Acumatica user (cookie, oauth_password)."),
-    th.Property("password", th.StringType, secret=True, description="Password of that user."),
-    th.Property(
-        "tenant",
-        th.StringType,
-        description="Tenant login name for cookie sign-in; default: the part of client_id "
-        "after '@'.",
-    ),
-    th.Property("branch", th.StringType, description="Branch ID for cookie sign-in (optional)."),
-    th.Property("locale", th.StringType, description="Locale for cookie sign-in (optional)."),
-    th.Property(
-        "login_timeout_seconds",
-        th.IntegerType,
-        default=300,
-        description="How long --login waits for the browser sign-in.",
-    ),
-    th.Property(
-        "open_browser",
-        th.BooleanType,
-        default=True,
-        description="Open the system browser for sign-in (the URL is always printed to stderr).",
-    ),
-]
+def _settings() -> list[th.Property]:
+    from singer_sdk import typing as th  # noqa: PLC0415 - see module docstring
+
+    return [
+        th.Property(
+            "auth_method",
+            th.StringType,
+            default="oauth_code",
+            allowed_values=list(AUTH_METHODS),
+            description="oauth_code (authorization-code grant, default), oauth_password "
+            "(resource-owner password grant) or cookie (/entity/auth/login session).",
+        ),
+        th.Property(
+            "client_id",
+            th.StringType,
+            description="OAuth client ID of the connected application (SM303010), <GUID>@<Tenant>.",
+        ),
+        th.Property(
+            "client_secret",
+            th.StringType,
+            secret=True,
+            description="OAuth shared secret of the connected application.",
+        ),
+        th.Property(
+            "redirect_uri",
+            th.StringType,
+            description="Redirect URI registered on the connected application, e.g. "
+            "http://localhost:8765/callback (the tap listens there during --login); a non-loopback "
+            "URI means you paste the redirected address instead.",
+        ),
+        th.Property(
+            "scope",
+            th.StringType,
+            default=DEFAULT_SCOPE,
+            description="OAuth scopes; offline_access is needed for a refresh token.",
+        ),
+        th.Property(
+            "initiate_oauth",
+            th.StringType,
+            default="GETANDREFRESH",
+            allowed_values=list(INITIATE_OAUTH),
+            description="GETANDREFRESH: sign in through the browser when no usable token exists, "
+            "then refresh; REFRESH: never interactive, refresh the stored or given refresh_token; "
+            "OFF: use access_token as given.",
+        ),
+        th.Property(
+            "oauth_settings_location",
+            th.StringType,
+            description="JSON file holding the rotating OAuth tokens (created 0600). Default: the "
+            "--config file itself, or .meltano/tap-acumatica/oauth-tokens.json under Meltano.",
+        ),
+        th.Property(
+            "access_token",
+            th.StringType,
+            secret=True,
+            description="An OAuth access token (with initiate_oauth OFF, the only credential).",
+        ),
+        th.Property(
+            "refresh_token",
+            th.StringType,
+            secret=True,
+            description="Seed refresh token, used when the token store has none (or a different "
+            "one that this value replaces). Rotated tokens go to the token store, not here.",
+        ),
+        th.Property(
+            "username", th.StringType, description="Acumatica user (cookie, oauth_password)."
+        ),
+        th.Property("password", th.StringType, secret=True, description="Password of that user."),
+        th.Property(
+            "tenant",
+            th.StringType,
+            description="Tenant login name for cookie sign-in; default: the part of client_id "
+            "after '@'.",
+        ),
+        th.Property(
+            "branch", th.StringType, description="Branch ID for cookie sign-in (optional)."
+        ),
+        th.Property("locale", th.StringType, description="Locale for cookie sign-in (optional)."),
+        th.Property(
+            "login_timeout_seconds",
+            th.IntegerType,
+            default=300,
+            description="How long --login waits for the browser sign-in.",
+        ),
+        th.Property(
+            "open_browser",
+            th.BooleanType,
+            default=True,
+            description="Open the system browser for sign-in (the URL is always printed to "
+            "stderr).",
+        ),
+    ]
+
+
+def __getattr__(name: str) -> Any:
+    """``AUTH_SETTINGS`` is built on first use (PEP 562)."""
+    if name == "AUTH_SETTINGS":
+        value = _settings()
+        globals()[name] = value
+        return value
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
 def tenant_of(config: Mapping[str, Any]) -> str:

@@ -372,12 +372,14 @@ def test_login_limit_explains_seats(sandbox_factory: Callable[..., Sandbox]) -> 
         "password": c["password"],
     }
     first = auth.build_authenticator(cfg)
-    assert get(first, box).status_code == 200
+    resp = get(first, box)
+    assert resp.status_code == 200, resp.text
     second = auth.build_authenticator(cfg)
     with pytest.raises(AuthError, match=r"API Login Limit.*seat.*10 minutes"):
         get(second, box)
     first.sign_out()
-    assert get(second, box).status_code == 200
+    resp = get(second, box)
+    assert resp.status_code == 200, resp.text
     second.sign_out()
 
 
