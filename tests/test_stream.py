@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -129,3 +131,16 @@ def test_records_leave_sorted_and_late_stamps_wait_for_their_window(
     assert commits == [100, 200]
     assert "record late has" in caplog.text
     assert "window [1970-01-01T00:00:00.000000+00:00, 1970-01-01T00:00:00.100000" in caplog.text
+
+
+def test_about_markdown_documents_every_setting() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tap_acumatica", "--about", "--format=markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    for name, prop in TapAcumatica.config_jsonschema["properties"].items():
+        assert prop.get("description"), name
+        assert f"| {name} |" in proc.stdout, name
