@@ -200,15 +200,22 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
             self._refresh(stored, second_try=True)
             return
         except _OAuthError as exc:
+            again = self.store.read() if self.store else None
+            newer = again is not None and again.tokens.refresh_token not in (None, rt)
+            if not newer and not second_try:
+                self._save(stored)  # a definite answer, nothing rotated: drop the in-flight mark
             if exc.error != "invalid_grant":
                 raise AuthError(str(exc)) from None
-            again = self.store.read() if self.store else None
-            if again and again.tokens.refresh_token not in (None, rt) and not second_try:
+            if again is not None and newer and not second_try:
                 logger.info("Refresh token was already rotated; using the store's newer one.")
                 self._continue_with(again, second_try=True)
                 return
             self._dead_chain(stored, lost=second_try)
             return
+        except AuthError:
+            if not second_try:
+                self._save(stored)  # not sent, or refused before rotating (API Login Limit)
+            raise
         self._accept(body, stored, fallback_rt=rt)
 
     def _continue_with(self, stored: StoredTokens, *, second_try: bool = False) -> None:

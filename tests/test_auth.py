@@ -201,6 +201,10 @@ def test_dead_refresh_token_gives_the_relogin_message(fresh: Sandbox, tmp_path: 
     assert "tap-acumatica --login --config" in msg
     assert "meltano invoke tap-acumatica --login" in msg
     assert "\n" not in msg
+    assert "interrupted" not in msg
+    after = store.read()
+    assert after is not None
+    assert after.pending_refresh_sha256 is None  # a definite answer leaves no in-flight mark
 
 
 def test_invalid_grant_rereads_store_for_a_newer_token(fresh: Sandbox, tmp_path: Path) -> None:
