@@ -26,7 +26,7 @@ class Sandbox:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.args = ["--port", "0", *args]
-        self.proc = subprocess.Popen(  # noqa: S603
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.sandbox", *self.args],
             cwd=REPO,
             stdout=subprocess.PIPE,
@@ -55,16 +55,16 @@ class Sandbox:
         """Scheme, host and port: where ``/_sandbox/`` and ``/entity`` live (site path aside)."""
         return "/".join(self.url.split("/")[:3])
 
-    def admin(self, method: str, path: str, body: Any = None) -> Any:  # noqa: ANN401
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
         """Call the sandbox admin API (``/_sandbox/...``) and return the decoded JSON."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(  # noqa: S310
+        req = urllib.request.Request(
             f"{self.root}/_sandbox/{path.lstrip('/')}",
             data=data,
             method=method,
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=60) as resp:
             raw = resp.read()
         return json.loads(raw) if raw else None
 
@@ -97,7 +97,7 @@ def running_sandbox(*args: str) -> Iterator[Sandbox]:
         sbx.stop()
 
 
-def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> bool:  # noqa: ANN401
+def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> bool:
     """Poll ``predicate`` until it is truthy or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
