@@ -136,6 +136,8 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
 
     def _load(self) -> StoredTokens:
         """The freshest tokens: the store's, unless the config's seed is new to it."""
+        if self.store is None and self._tokens is not None:
+            return StoredTokens(self._tokens, self.fingerprint)  # memory is the only store
         stored = self.store.read() if self.store else None
         if stored and stored.fingerprint and stored.fingerprint != self.fingerprint:
             assert self.store is not None
@@ -476,6 +478,9 @@ def build_oauth(
             **common,
         )
     initiate = str(config.get("initiate_oauth") or "GETANDREFRESH").upper()
+    if initiate != "OFF" and "offline_access" not in str(common["scope"]).split():
+        # API-FACTS §7: no offline_access, no refresh token: every hour needs a person.
+        logger.warning("scope lacks offline_access: no refresh token, so no unattended renewal.")
     store = None
     if initiate != "OFF":
         store = resolve_location(oauth_settings_location=location, config_files=config_files)

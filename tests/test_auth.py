@@ -472,3 +472,38 @@ def test_unreachable_token_endpoint_is_a_clear_error(tmp_path: Path) -> None:
     stored = TokenStore(tmp_path / "t").read()
     assert stored is not None
     assert stored.tokens.refresh_token == "sbxrt-unreachable"  # never sent: still the one to use
+
+
+def test_a_new_seed_refresh_token_replaces_the_stored_chain(fresh: Sandbox, tmp_path: Path) -> None:
+    old_chain = password_tokens(fresh)
+    store = seed_store(tmp_path / "t.json", fresh, TokenSet(None, old_chain["refresh_token"]))
+    new_seed = password_tokens(fresh)["refresh_token"]  # e.g. pasted into the config later
+    cfg = base_config(fresh, oauth_settings_location=str(store.path), refresh_token=new_seed)
+    a = auth.build_authenticator(cfg)
+    assert get(a, fresh).status_code == 200
+    a.sign_out()
+    assert refresh_counts(fresh)["consumed"] == 1
+    stored = store.read()
+    assert stored is not None
+    assert stored.tokens.refresh_token not in (new_seed, old_chain["refresh_token"])
+    # The same seed on the next run is known: the store's successor is used, not the spent seed.
+    b = auth.build_authenticator(cfg)
+    fresh.admin("POST", "revoke", {"what": "access_tokens"})
+    assert get(b, fresh).status_code == 200
+    b.sign_out()
+    assert refresh_counts(fresh)["rejected"] == 0
+
+
+def test_password_grant_signs_in_again_when_the_refresh_is_refused(fresh: Sandbox) -> None:
+    c = fresh.credentials()
+    cfg = base_config(
+        fresh, auth_method="oauth_password", username=c["username"], password=c["password"]
+    )
+    a = auth.build_authenticator(cfg)
+    assert get(a, fresh).status_code == 200
+    fresh.admin("POST", "revoke", {"what": "all"})  # tokens and session gone
+    assert get(a, fresh).status_code == 200
+    grants = fresh.stats()
+    assert grants["refresh_tokens"]["rejected"] == 1
+    a.sign_out()
+    assert fresh.stats()["active_sessions"] == 0
