@@ -55,3 +55,14 @@ def error_reply(
 
 
 NOT_LOGGED_IN = {"message": "You are not logged in."}  # API-FACTS §9: 401 body text is a GUESS
+
+
+def not_found(path: str) -> Reply:
+    """Acumatica's 404 for an unknown route, endpoint version or entity (ASP.NET Web API)."""
+    msg = f"No HTTP resource was found that matches the request URI '{path}'."
+    return json_reply(404, {"message": msg})
+
+
+def method_not_allowed(method: str) -> Reply:
+    msg = f"The requested resource does not support http method '{method}'."
+    return json_reply(405, {"message": msg}, [("Allow", "GET")])

@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options_from_args(ns: argparse.Namespace) -> Any:
-    from tests.sandbox.server import Options  # noqa: PLC0415
+    from tests.sandbox.app import Options  # noqa: PLC0415
 
     site = ns.site_path.strip()
     site = ("/" + site.strip("/")) if site.strip("/") else ""
@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s sandbox %(levelname)s %(message)s",
     )
-    from tests.sandbox.server import App, SandboxServer  # noqa: PLC0415
+    from tests.sandbox.app import App  # noqa: PLC0415
+    from tests.sandbox.server import SandboxServer  # noqa: PLC0415
 
     app = App(options)
     server = SandboxServer(app)

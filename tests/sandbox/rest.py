@@ -1,0 +1,128 @@
+"""Contract-based REST routes under ``/entity`` (API-FACTS §1, §3-§6): endpoints, sign-in, data."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from tests.sandbox import Reply, json_reply, method_not_allowed, not_found
+
+if TYPE_CHECKING:
+    from tests.sandbox.server import Handler
+
+BUILD_VERSION = "24.212.0011"  # a 2024 R2 build number (GET /entity, API-FACTS §1)
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+def route_entity(h: Handler, method: str, segs: list[str]) -> Reply:
+    """``/entity[/…]``: version info, instance swagger, login/logout, then the endpoints."""
+    app = h.server.app
+    if not segs:
+        if method != "GET":
+            return method_not_allowed(method)
+        return json_reply(200, endpoints(h))
+    if segs == ["swagger.json"]:
+        return json_reply(200, instance_swagger(app.opt.site_path))
+    if segs[0] == "auth" and len(segs) == 2 and method == "POST":
+        if segs[1] == "logout":  # API-FACTS §6: logout skips the license queue
+            return app.auth.logout(h.cookies, h.authorization)
+        if segs[1] == "login":
+            body = login_body(h)
+            return h.limited(lambda: app.auth.login(body))
+    if len(segs) < 2 or segs[0] != "Default" or segs[1] not in app.dataset.versions:
+        return not_found(h.stat_path)
+    return route_endpoint(h, method, segs[1], segs[2:])
+
+
+def login_body(h: Handler) -> dict[str, Any]:
+    ctype = (h.headers.get("Content-Type") or "").lower()
+    if "x-www-form-urlencoded" in ctype:  # API-FACTS §6: login also accepts a form
+        return dict(h.form())
+    try:
+        body = h.json_body()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def endpoints(h: Handler) -> dict[str, Any]:
+    """``GET /entity``: build version and endpoints, no auth (API-FACTS §1)."""
+    app = h.server.app
+    site = app.opt.site_path
+    return {
+        "version": {"acumaticaBuildVersion": BUILD_VERSION, "databaseVersion": BUILD_VERSION},
+        "endpoints": [
+            {"name": "Default", "version": v, "href": f"{site}/entity/Default/{v}/"}
+            for v in app.dataset.versions
+        ],
+    }
+
+
+def route_endpoint(h: Handler, method: str, version: str, rest: list[str]) -> Reply:
+    """``/entity/Default/{version}/…``: swagger.json, $adHocSchema, lists and single records."""
+    app = h.server.app
+    tenant_param = h.params.get("company") or h.params.get("tenant") or ""
+    if rest == ["swagger.json"]:
+        # API-FACTS §5: ?company=<Tenant> names the tenant; otherwise the signed-in user's.
+        if tenant_param.lower() != "company":
+            denied = app.auth.authenticate(h.cookies, h.authorization)
+            if denied is not None:
+                return denied
+        return h.limited(
+            lambda: Reply(200, app.dataset.swagger(version, app.base_url)),
+            entity="swagger.json",
+            discovery=True,
+        )
+    denied = app.auth.authenticate(h.cookies, h.authorization)
+    if denied is not None:
+        return denied
+    if not rest:
+        return not_found(h.stat_path)
+    entity = rest[0]
+    if entity not in app.dataset.entity_names(version):
+        return not_found(h.stat_path)
+    if method != "GET":
+        # The sandbox is read-only; writes go through POST /_sandbox/mutate.
+        return method_not_allowed(method)
+    if rest[1:] == ["$adHocSchema"]:
+        return h.limited(
+            lambda: Reply(200, app.dataset.adhoc_schema(version, entity)),
+            entity=entity,
+            discovery=True,
+        )
+    keys = rest[1:]
+    base = f"/entity/Default/{version}/{entity}"
+    if keys:
+        is_id = len(keys) == 1 and GUID_RE.match(keys[0])
+        h.stat_path = f"{base}/{{id}}" if is_id else f"{base}/{{keys}}"
+    app.stats.query(h.stat_path, h.params)
+    return h.limited(lambda: data_request(h, version, entity, keys), entity=entity)
+
+
+def data_request(h: Handler, version: str, entity: str, keys: list[str]) -> Reply:
+    app = h.server.app
+    if not keys:
+        blocked = app.faults.cannot_optimize(entity, h.params.get("$expand"))
+        if blocked is not None:
+            return blocked
+        body, n = app.dataset.list_records(version, entity, h.params)
+        return Reply(200, body, records=n)
+    body = app.dataset.get_record(version, entity, keys, h.params)
+    return Reply(200, body, records=1)
+
+
+def instance_swagger(site: str) -> dict[str, Any]:
+    """``GET /entity/swagger.json``: the instance API (sign-in, sign-out, version), API-FACTS §5."""
+    ok = {"204": {"description": "No Content"}}
+    return {
+        "openapi": "3.0.1",
+        "info": {"title": "Acumatica ERP Web API", "version": BUILD_VERSION},
+        "servers": [{"url": f"{site}/entity"}],
+        "paths": {
+            "/auth/login": {"post": {"operationId": "Auth_Login", "responses": ok}},
+            "/auth/logout": {"post": {"operationId": "Auth_Logout", "responses": ok}},
+            "/": {
+                "get": {"operationId": "Version_Get", "responses": {"200": {"description": "OK"}}}
+            },
+        },
+    }
