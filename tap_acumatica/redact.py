@@ -50,9 +50,25 @@ def register(*values: Any) -> None:
 
 
 def register_config(config: Any, secret_keys: Iterable[str]) -> None:
-    """Register the values of ``secret_keys`` found in ``config`` (a mapping)."""
+    """Register the values of ``secret_keys`` found in ``config`` (a mapping).
+
+    A secret given with the wrong type (e.g. ``"password": ["…"]``) is registered too: the
+    config validation error quotes the value it rejects.
+    """
     if hasattr(config, "get"):
-        register(*(config.get(k) for k in secret_keys))
+        register(*(s for k in secret_keys for s in _strings(config.get(k))))
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """Every string inside ``value`` (nested lists and mappings included)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, tuple, set)):
+        for item in value:
+            yield from _strings(item)
+    elif hasattr(value, "values"):
+        for item in value.values():
+            yield from _strings(item)
 
 
 def redact(text: str) -> str:
