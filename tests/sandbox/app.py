@@ -10,11 +10,12 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.sandbox.auth import AuthOptions, AuthState
+from tests.sandbox.auth import AuthOptions
 from tests.sandbox.clock import VirtualClock
 from tests.sandbox.data import Dataset
 from tests.sandbox.faults import Faults
 from tests.sandbox.limits import Limiter
+from tests.sandbox.oauth import AuthState
 
 log = logging.getLogger("tests.sandbox")
 

@@ -1,19 +1,18 @@
-"""Identities, cookie sessions, API seats and the OAuth 2.0 / OIDC server (API-FACTS §6, §7)."""
+"""Identities, cookie sessions and API seats (API-FACTS §6); the token data the OAuth server keeps.
+
+The OAuth 2.0 / OIDC server is oauth.py (``AuthState``), its HTML pages signin.py.
+"""
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
-import json
 import random
 import secrets
 import threading
 import uuid
 from dataclasses import dataclass, field
-from html import escape
 from typing import Any
-from urllib.parse import urlencode
 
 from tests.sandbox import NOT_LOGGED_IN, Reply, error_body, json_reply
 from tests.sandbox.clock import VirtualClock
@@ -30,7 +29,7 @@ DAY = 86400.0
 LOGIN_LIMIT = "API Login Limit"  # API-FACTS §6: all API-user seats are taken
 
 
-def _secret(prefix: str, nbytes: int = 24) -> str:
+def new_secret(prefix: str, nbytes: int = 24) -> str:
     return prefix + secrets.token_urlsafe(nbytes)
 
 
@@ -108,8 +107,11 @@ class Counters:
     grants: dict[str, int] = field(default_factory=dict)
 
 
-class AuthState:
-    """All identity state of one sandbox; thread-safe (one lock)."""
+class Seats:
+    """Identities, cookie sessions and API seats of one sandbox; thread-safe (one lock).
+
+    oauth.AuthState adds the OAuth 2.0 / OIDC server on top.
+    """
 
     def __init__(self, clock: VirtualClock, options: AuthOptions, seed: int) -> None:
         self.clock = clock
@@ -117,8 +119,8 @@ class AuthState:
         rng = random.Random(seed)
         guid = str(uuid.UUID(int=rng.getrandbits(128), version=4)).upper()
         self.client_id = f"{guid}@{TENANT}"  # API-FACTS §7: client_id is <GUID>@<Tenant>
-        self.password = _secret("sbxpw-", 12)
-        self.client_secret = _secret("sbxcs-", 24)
+        self.password = new_secret("sbxpw-", 12)
+        self.client_secret = new_secret("sbxcs-", 24)
         port = options.redirect_port
         self.redirect_uris = [
             f"http://localhost:{port}/callback",
@@ -170,7 +172,7 @@ class AuthState:
         self._purge(now)
         if len(self.sessions) >= self.opt.api_seats:
             raise LoginLimitError
-        sess = Session(_secret("sbxck-"), kind, user, now, _secret("sbxck-"))
+        sess = Session(new_secret("sbxck-"), kind, user, now, new_secret("sbxck-"))
         self.sessions[sess.sid] = sess
         return sess
 
@@ -224,7 +226,7 @@ class AuthState:
             sid = cookies.get("ASP.NET_SessionId")
             if sid and sid in self.sessions:
                 closed = self._drop_session(sid)
-            token = _bearer(authorization)
+            token = bearer_token(authorization)
             if token and token in self.access:
                 chain = self.chains.get(self.access[token].chain)
                 if chain and chain.session:
@@ -243,10 +245,10 @@ class AuthState:
         now = self.clock.time()
         with self._lock:
             self._purge(now)
-            token = _bearer(authorization)
+            token = bearer_token(authorization)
             if token is not None:
                 return self._check_bearer(token, now)
-            basic = _basic(authorization) if allow_basic else None
+            basic = basic_credentials(authorization) if allow_basic else None
             if basic is not None and self.check_user(*basic):
                 return None  # API-FACTS §8: basic auth is a conventional user, no API seat
             sid = cookies.get("ASP.NET_SessionId")
@@ -298,7 +300,7 @@ class AuthState:
     def revoke_credential(self, cookies: dict[str, str], authorization: str | None) -> None:
         """Kill the credential a request used (fault "revoke": 401 mid-sync)."""
         with self._lock:
-            token = _bearer(authorization)
+            token = bearer_token(authorization)
             if token and token in self.access:
                 self.access[token].revoked = True
                 chain = self.chains.get(self.access[token].chain)
@@ -325,257 +327,19 @@ class AuthState:
                 "token_grants": dict(c.grants),
             }
 
-    # ------------------------------------------------------------------ OAuth / OIDC
-    def discovery(self, base: str) -> dict[str, Any]:
-        ident = f"{base}/identity"
-        return {
-            "issuer": ident,
-            "jwks_uri": f"{ident}/.well-known/openid-configuration/jwks",
-            "authorization_endpoint": f"{ident}/connect/authorize",
-            "token_endpoint": f"{ident}/connect/token",
-            "userinfo_endpoint": f"{ident}/connect/userinfo",
-            "scopes_supported": list(SCOPES),
-            "claims_supported": ["sub", "name", "email", "preferred_username"],
-            # Acumatica also offers implicit and hybrid flows (§7); the sandbox serves code only.
-            "grant_types_supported": ["authorization_code", "refresh_token", "password"],
-            "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["HS256"],
-            "code_challenge_methods_supported": ["S256"],  # API-FACTS §7: PKCE S256 only
-        }
-
-    def userinfo(self, authorization: str | None) -> Reply:
-        token = _bearer(authorization)
-        with self._lock:
-            at = self.access.get(token or "")
-            if at is None or at.revoked or self.clock.time() >= at.expires:
-                return json_reply(401, {"error": "invalid_token"})
-            user = self.chains[at.chain].user
-        return json_reply(
-            200, {"sub": f"{user}@{TENANT}", "preferred_username": user, "name": user}
-        )
-
-    def validate_authorize(self, params: dict[str, str]) -> tuple[str | None, Reply | None]:
-        """Check an authorize request: (redirect_uri or None, error reply or None)."""
-        if params.get("client_id") != self.client_id:
-            return None, _html_error(400, "invalid_client", "Unknown client_id.")
-        redirect = params.get("redirect_uri", "")
-        # API-FACTS §7: redirect URIs are matched exactly (no prefix, no port wildcard).
-        if redirect not in self.redirect_uris:
-            return None, _html_error(400, "invalid_request", "Invalid redirect_uri.")
-        state = params.get("state")
-        if params.get("response_type") != "code":
-            return redirect, _redirect(redirect, {"error": "unsupported_response_type"}, state)
-        scope = params.get("scope", "").split()
-        if not scope or any(s not in SCOPES for s in scope):
-            return redirect, _redirect(redirect, {"error": "invalid_scope"}, state)
-        if params.get("code_challenge") and params.get("code_challenge_method") != "S256":
-            # API-FACTS §7: PKCE S256 only.
-            desc = "code_challenge_method must be S256"
-            return redirect, _redirect(
-                redirect, {"error": "invalid_request", "error_description": desc}, state
-            )
-        return redirect, None
-
-    def authorize_get(self, params: dict[str, str], base: str) -> Reply:
-        """``GET /identity/connect/authorize``: sign-in + consent page, or auto-approve."""
-        redirect, err = self.validate_authorize(params)
-        if err is not None:
-            return err
-        assert redirect is not None
-        if self.opt.auto_approve:
-            return self._approve(params, self.opt.auto_approve)
-        rid = secrets.token_urlsafe(16)
-        with self._lock:
-            now = self.clock.time()
-            self.pending = {k: v for k, v in self.pending.items() if v[0] > now}
-            self.pending[rid] = (now + PENDING_TTL, dict(params))
-        return _signin_page(base, rid, params, error=None)
-
-    def authorize_post(self, form: dict[str, str], base: str) -> Reply:
-        """The sign-in page's form post: Approve (with credentials) or Deny."""
-        rid = form.get("request_id", "")
-        with self._lock:
-            entry = self.pending.get(rid)
-            if entry is None or entry[0] <= self.clock.time():
-                return _html_error(400, "invalid_request", "The sign-in request has expired.")
-            params = entry[1]
-        state = params.get("state")
-        if form.get("action") != "approve":
-            with self._lock:
-                self.pending.pop(rid, None)
-            return _redirect(params["redirect_uri"], {"error": "access_denied"}, state)
-        user = form.get("username", "")
-        if not self.check_user(user, form.get("password", "")):
-            return _signin_page(base, rid, params, error="Invalid credentials. Please try again.")
-        with self._lock:
-            self.pending.pop(rid, None)
-        return self._approve(params, user.strip().lower())
-
-    def _approve(self, params: dict[str, str], user: str) -> Reply:
-        code = _secret("sbxcd-", 24)
-        scope = params.get("scope", "").split()
-        with self._lock:
-            self.codes[code] = Code(
-                client_id=params["client_id"],
-                redirect_uri=params["redirect_uri"],
-                scope=scope,
-                user=user,
-                expires=self.clock.time() + CODE_TTL,
-                challenge=params.get("code_challenge") or None,
-                nonce=params.get("nonce"),
-            )
-        query = {"code": code, "scope": " ".join(scope)}
-        return _redirect(params["redirect_uri"], query, params.get("state"))
-
-    def token(self, form: dict[str, str], authorization: str | None, base: str) -> Reply:
-        """``POST /identity/connect/token`` (API-FACTS §7)."""
-        client_id, client_secret = form.get("client_id"), form.get("client_secret")
-        basic = _basic(authorization)
-        if basic is not None and not client_secret:  # client_secret_basic
-            client_id, client_secret = basic
-        if client_id != self.client_id or not hmac.compare_digest(
-            (client_secret or "").encode(), self.client_secret.encode()
-        ):
-            return _oauth_error(400, "invalid_client")
-        grant = form.get("grant_type", "")
-        with self._lock:
-            self.counters.grants[grant] = self.counters.grants.get(grant, 0) + 1
-            if grant == "password":
-                return self._grant_password(form, base)
-            if grant == "authorization_code":
-                return self._grant_code(form, base)
-            if grant == "refresh_token":
-                return self._grant_refresh(form, base)
-        return _oauth_error(400, "unsupported_grant_type")
-
-    def _grant_password(self, form: dict[str, str], base: str) -> Reply:
-        if not self.check_user(form.get("username", ""), form.get("password", "")):
-            return _oauth_error(400, "invalid_grant", "invalid_username_or_password")
-        scope = (form.get("scope") or "api").split()
-        if any(s not in SCOPES for s in scope):
-            return _oauth_error(400, "invalid_scope")
-        return self._new_chain(USERNAME, scope, None, base)
-
-    def _grant_code(self, form: dict[str, str], base: str) -> Reply:
-        code = self.codes.get(form.get("code", ""))
-        now = self.clock.time()
-        if code is None or code.used or now >= code.expires:
-            return _oauth_error(400, "invalid_grant")
-        code.used = True  # single use, even when the exchange fails below
-        if code.client_id != form.get("client_id", self.client_id):
-            return _oauth_error(400, "invalid_grant")
-        if form.get("redirect_uri") != code.redirect_uri:
-            return _oauth_error(400, "invalid_grant", "invalid redirect_uri")
-        if code.challenge is not None:
-            verifier = form.get("code_verifier", "")
-            digest = hashlib.sha256(verifier.encode()).digest()
-            expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-            if not verifier or not hmac.compare_digest(expected.encode(), code.challenge.encode()):
-                return _oauth_error(400, "invalid_grant", "invalid code_verifier")
-        return self._new_chain(code.user, code.scope, code.nonce, base)
-
-    def _grant_refresh(self, form: dict[str, str], base: str) -> Reply:
-        now = self.clock.time()
-        rt = self.refresh.get(form.get("refresh_token", ""))
-        # API-FACTS §7: refresh tokens rotate; a used (or expired) one gets invalid_grant.
-        if rt is None or rt.used or now >= rt.expires or rt.chain not in self.chains:
-            self.counters.rejected += 1
-            return _oauth_error(400, "invalid_grant")
-        chain = self.chains[rt.chain]
-        try:
-            self._ensure_seat(chain, now)
-        except LoginLimitError:
-            return login_limit_reply()
-        rt.used = True
-        self.counters.consumed += 1
-        return self._issue(chain, None, base)
-
-    def _ensure_seat(self, chain: Chain, now: float) -> None:
-        if chain.session is None or chain.session not in self.sessions:
-            chain.session = self._take_seat("oauth", chain.user, now).sid
-        self.sessions[chain.session].last_used = now
-
-    def _new_chain(self, user: str, scope: list[str], nonce: str | None, base: str) -> Reply:
-        now = self.clock.time()
-        chain = Chain(uuid.uuid4().hex, user, scope, self.client_id, now)
-        try:
-            self._ensure_seat(chain, now)  # API-FACTS §6: OAuth sessions are API users too
-        except LoginLimitError:
-            return login_limit_reply()
-        self.chains[chain.cid] = chain
-        return self._issue(chain, nonce, base)
-
-    def _issue(self, chain: Chain, nonce: str | None, base: str) -> Reply:
-        now = self.clock.time()
-        access = _secret("sbxat-", 32)
-        self.access[access] = AccessToken(chain.cid, now + self.opt.access_token_ttl)
-        body: dict[str, Any] = {
-            "access_token": access,
-            "expires_in": int(self.opt.access_token_ttl),
-            "token_type": "Bearer",
-            "scope": " ".join(chain.scope),
-        }
-        if "offline_access" in chain.scope:
-            absolute = chain.started + self.opt.refresh_lifetime_days * DAY
-            expires = absolute
-            if self.opt.sliding_days > 0:  # sliding mode: each refresh extends the lifetime
-                expires = min(absolute, now + self.opt.sliding_days * DAY)
-            refresh = _secret("sbxrt-", 32)
-            self.refresh[refresh] = RefreshToken(chain.cid, expires)
-            self.counters.issued += 1
-            body["refresh_token"] = refresh
-        if "openid" in chain.scope:
-            body["id_token"] = self._id_token(chain, nonce, now, base)
-        return json_reply(200, body, [("Cache-Control", "no-store"), ("Pragma", "no-cache")])
-
-    def _id_token(self, chain: Chain, nonce: str | None, now: float, base: str) -> str:
-        def b64(data: bytes) -> str:
-            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-        claims: dict[str, Any] = {
-            "iss": f"{base}/identity",
-            "sub": f"{chain.user}@{TENANT}",
-            "aud": chain.client_id,
-            "iat": int(now),
-            "exp": int(now + self.opt.access_token_ttl),
-        }
-        if nonce:
-            claims["nonce"] = nonce
-        head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-        payload = b64(json.dumps(claims).encode())
-        sig = hmac.new(self.client_secret.encode(), f"{head}.{payload}".encode(), "sha256")
-        return f"{head}.{payload}.{b64(sig.digest())}"
-
 
 def login_limit_reply() -> Reply:
     # API-FACTS §6/§11: exact status unverified; the sandbox answers 429 with the §9 JSON body.
     return json_reply(429, error_body(LOGIN_LIMIT, "PX.Data.PXException"))
 
 
-def _oauth_error(status: int, error: str, description: str | None = None) -> Reply:
-    body = {"error": error}
-    if description:
-        body["error_description"] = description
-    return json_reply(status, body, [("Cache-Control", "no-store")])
-
-
-def _redirect(uri: str, query: dict[str, str], state: str | None) -> Reply:
-    if state is not None:
-        query = {**query, "state": state}
-    sep = "&" if "?" in uri else "?"
-    return Reply(302, b"", None, [("Location", f"{uri}{sep}{urlencode(query)}")])
-
-
-def _bearer(authorization: str | None) -> str | None:
+def bearer_token(authorization: str | None) -> str | None:
     if authorization and authorization[:7].lower() == "bearer ":
         return authorization[7:].strip()
     return None
 
 
-def _basic(authorization: str | None) -> tuple[str, str] | None:
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     if not authorization or authorization[:6].lower() != "basic ":
         return None
     try:
@@ -584,49 +348,3 @@ def _basic(authorization: str | None) -> tuple[str, str] | None:
         return None
     user, _, password = raw.partition(":")
     return user, password
-
-
-_STYLE = (
-    "body{font-family:sans-serif;background:#f3f5f8;margin:0}"
-    "main{max-width:26rem;margin:4rem auto;background:#fff;padding:2rem;border-radius:6px}"
-    "label{display:block;margin-top:1rem}input{width:100%;padding:.4rem;box-sizing:border-box}"
-    "button{margin-top:1.2rem;margin-right:.6rem;padding:.5rem 1.2rem}#error{color:#b00020}"
-)
-
-
-def _html_error(status: int, error: str, description: str) -> Reply:
-    """IdentityServer-style error page (never redirects to an unvalidated redirect_uri)."""
-    body = (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Error</title>'
-        f"<style>{_STYLE}</style></head><body><main><h1>Sorry, there was an error</h1>"
-        f'<p id="error-code">{escape(error)}</p><p id="error-description">'
-        f"{escape(description)}</p></main></body></html>"
-    )
-    return Reply(status, body.encode(), "text/html; charset=utf-8")
-
-
-def _signin_page(base: str, rid: str, params: dict[str, str], error: str | None) -> Reply:
-    """One page that signs the user in and asks for consent; stable ids for browser tests."""
-    scopes = "".join(f"<li>{escape(s)}</li>" for s in params.get("scope", "").split())
-    err = f'<p id="error" role="alert">{escape(error)}</p>' if error else ""
-    body = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Acumatica ERP - Sign In</title>
-<style>{_STYLE}</style></head>
-<body><main id="signin">
-<h1>Acumatica ERP</h1>
-<p id="consent-text">The application
-<strong id="client-id">{escape(params.get("client_id", ""))}</strong>
-requests access to tenant <strong>{TENANT}</strong> with these permissions:</p>
-<ul id="scopes">{scopes}</ul>
-<form id="signin-form" method="post" action="{escape(base)}/identity/connect/authorize">
-<input type="hidden" name="request_id" value="{escape(rid)}">
-<label for="username">Username</label>
-<input id="username" name="username" type="text" autocomplete="username">
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password">
-{err}
-<button id="approve" name="action" value="approve" type="submit">Approve</button>
-<button id="deny" name="action" value="deny" type="submit">Deny</button>
-</form></main></body></html>
-"""
-    return Reply(200, body.encode(), "text/html; charset=utf-8", [("Cache-Control", "no-store")])
