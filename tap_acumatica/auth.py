@@ -111,9 +111,9 @@ def is_login_limit(resp: requests.Response) -> bool:
 class AcumaticaAuthenticator(requests.auth.AuthBase):
     """Base: adds the credential to requests and renews it once per stale credential."""
 
-    # Sporadic 401s (a revoked token, an expired session) renew the credential; this many
-    # renewals in the window means the new credentials are refused too: stop.
-    MAX_RENEWALS = 5
+    # Sporadic 401s (a revoked token, an expired session) renew the credential; a storm of
+    # renewals means fresh credentials are refused too: stop rather than rotate forever.
+    MAX_RENEWALS = 30
     RENEWAL_WINDOW_SECONDS = 60.0
 
     def __init__(self, *, base_url: str, user_agent: str | None = None) -> None:

@@ -507,3 +507,28 @@ def test_password_grant_signs_in_again_when_the_refresh_is_refused(fresh: Sandbo
     assert grants["refresh_tokens"]["rejected"] == 1
     a.sign_out()
     assert fresh.stats()["active_sessions"] == 0
+
+
+def test_a_storm_of_rejected_fresh_credentials_stops(fresh: Sandbox) -> None:
+    c = fresh.credentials()
+    cfg = {
+        "base_url": fresh.url,
+        "auth_method": "cookie",
+        "username": "admin",
+        "password": c["password"],
+    }
+    a = auth.build_authenticator(cfg)
+    a.RENEWAL_WINDOW_SECONDS = 600  # type: ignore[misc]
+
+    def reject_once() -> None:
+        request = requests.Request("GET", f"{fresh.url}{ENTITY}").prepare()
+        a(request)
+        fresh.admin("POST", "revoke", {"what": "sessions"})
+        a.handle_unauthorized(request)
+
+    for _ in range(a.MAX_RENEWALS):
+        reject_once()
+    with pytest.raises(AuthError, match="fresh credentials"):
+        reject_once()
+    a.sign_out()
+    assert fresh.stats()["active_sessions"] == 0

@@ -41,10 +41,11 @@ try:
         s = requests.Session()
         url = cfg["base_url"] + "/entity/Default/24.200.001/Customer"
         for _ in range(n):
-            r = s.get(url, params={"$top": "1"}, auth=a, timeout=30)
-            if r.status_code == 401:
-                a.handle_unauthorized(r.request)
+            for _attempt in range(3):  # 1 s tokens may expire while a request is in flight
                 r = s.get(url, params={"$top": "1"}, auth=a, timeout=30)
+                if r.status_code != 401:
+                    break
+                a.handle_unauthorized(r.request)
             r.raise_for_status()
             time.sleep(pause)
     print("ok")
