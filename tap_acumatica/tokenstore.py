@@ -277,9 +277,13 @@ def resolve_location(
     *, oauth_settings_location: str | None, config_files: Sequence[str]
 ) -> TokenStore | None:
     """Pick the token store by the rules in the module docstring (None: nowhere durable)."""
-    if oauth_settings_location:
-        return TokenStore(oauth_settings_location)
     files = [p for p in config_files if p != "ENV"]
+    if oauth_settings_location:
+        store = TokenStore(oauth_settings_location)
+        if any(os.path.realpath(p) == str(store.path) for p in files):
+            # Pointed at the config file itself: keep its settings, tokens under one key.
+            return TokenStore(oauth_settings_location, in_config=True)
+        return store
     meltano_root = _under_meltano(files)
     if meltano_root is not None:
         path = meltano_root / MELTANO_DEFAULT

@@ -134,3 +134,16 @@ def test_lock_excludes_another_process(tmp_path: Path) -> None:
     finally:
         proc.wait(timeout=10)
     assert os.path.exists(f"{store.path}.lock")
+
+
+def test_settings_location_pointing_at_the_config_keeps_the_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"base_url": "https://h", "client_id": "X@Company"}))
+    store = resolve_location(oauth_settings_location=str(cfg), config_files=[str(cfg)])
+    assert store is not None
+    assert store.in_config
+    with store.lock():
+        store.write(_stored())
+    doc = json.loads(cfg.read_text())
+    assert doc["client_id"] == "X@Company"
+    assert doc[CONFIG_KEY]["refresh_token"] == "sbxrt-bbbbbbbb"
