@@ -108,7 +108,12 @@ def render(results: dict[str, Any], *, command: str, notes: str = "") -> str:
         "",
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['os']}, Python {m['python']}, "
         f"singer-sdk {m['singer_sdk']}. Load average (1/5/15 min) before the run: "
-        f"{m['load_before']}; after: {results.get('load_after', 'n/a')}.",
+        f"{m['load_before']}; after: {results.get('load_after', 'n/a')}."
+        + (
+            f" Taken from an earlier run: {'; '.join(results['included'])}."
+            if results.get("included")
+            else ""
+        ),
         "",
         "Every figure comes from child processes measured one at a time with `os.wait4` "
         "(their own CPU seconds and peak RSS), against the bundled sandbox "

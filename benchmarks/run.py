@@ -104,12 +104,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=int, default=250, help="P2 sandbox latency")
     parser.add_argument("--out", help="markdown report path (full run: docs/performance.md)")
     parser.add_argument("--notes", help="markdown file appended to the report (analysis)")
+    parser.add_argument(
+        "--include", help="results JSON of an earlier run: parts not run now are taken from it"
+    )
     args = parser.parse_args(argv)
     sizes = TINY if args.tiny else QUICK if args.quick else FULL
     parts = {p.strip().lower() for p in args.only.split(",") if p.strip()}
     results = run(sizes, parts, args.latency_ms)
+    if args.include:
+        earlier = json.loads(Path(args.include).read_text(encoding="utf-8"))
+        for part in ("p1", "p2", "p3", "p4"):
+            if part not in results and part in earlier:
+                results[part] = earlier[part]
+                results.setdefault("included", []).append(
+                    f"{part} from {earlier['machine']['date']}"
+                )
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "tiny" if args.tiny else "quick" if args.quick else "full"
+    if parts != {"p1", "p2", "p3", "p4"}:
+        name += "-" + "-".join(sorted(parts))
     (RESULTS / f"performance-{name}.json").write_text(json.dumps(results, indent=2))
     if args.out:
         out = Path(args.out)
