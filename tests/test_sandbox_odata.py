@@ -221,3 +221,40 @@ def test_get_deleted_records(sandbox_factory: Callable[..., Sandbox]) -> None:
     # Tracked deletions are kept 10 days (SM207010 "Days to Keep Records").
     sbx.admin("POST", "clock", {"advance_seconds": 10 * 86400 + 60})
     assert deleted(sbx, auth, "SOOrder").json()["value"] == []
+
+
+def test_dac_service_document_and_metadata(sbx: Sandbox, basic: tuple[str, str]) -> None:
+    base = f"{sbx.url}/t/Company/api/odata/dac"
+    doc = requests.get(base, auth=basic, timeout=30).json()
+    assert doc["@odata.context"] == f"{base}/$metadata"
+    names = [v["name"] for v in doc["value"]]
+    assert "PX_Objects_SO_SOOrder" in names
+    assert "PX_Objects_AR_Customer" in names
+    assert not any(n.endswith("_Sub") for n in names)  # Subaccount has no change tracking
+    meta = requests.get(f"{base}/$metadata", auth=basic, timeout=30)
+    assert meta.status_code == 200
+    assert meta.headers["Content-Type"].startswith("application/xml")
+    root = ET.fromstring(meta.content)  # noqa: S314  (our own loopback server)
+    types = {t.get("Name"): t for t in root.iter(f"{EDM}EntityType")}
+    assert set(types) == {s.get("Name") for s in root.iter(f"{EDM}EntitySet")} == set(names)
+    order = types["PX_Objects_SO_SOOrder"]
+    keys = [k.get("Name") for k in order.iter(f"{EDM}PropertyRef")]
+    assert keys == ["OrderType", "OrderNbr"]
+    props = {p.get("Name"): p.get("Type") for p in order.iter(f"{EDM}Property")}
+    assert props["NoteID"] == "Edm.Guid"
+    assert props["LastModifiedDateTime"] == "Edm.DateTimeOffset"
+    bound = {
+        next(f.iter(f"{EDM}Parameter")).get("Type")
+        for f in root.iter(f"{EDM}Function")
+        if f.get("Name") == "GetDeletedRecords" and f.get("IsBound") == "true"
+    }
+    assert bound == {f"Collection(Default.{n})" for n in names}
+    returns = {r.get("Type") for r in root.iter(f"{EDM}ReturnType")}
+    assert returns == {"Collection(PX.Api.ODataV4.DeletedRecord)"}
+    (record,) = [c for c in root.iter(f"{EDM}ComplexType") if c.get("Name") == "DeletedRecord"]
+    fields = {p.get("Name"): p.get("Type") for p in record.iter(f"{EDM}Property")}
+    assert fields == {"RefNoteID": "Edm.Guid", "DeleteDate": "Edm.DateTimeOffset"}
+    # every entity set in the document answers px.GetDeletedRecords()
+    for name in names:
+        assert deleted(sbx, basic, name).status_code == 200, name
+    assert requests.get(f"{base}/SOOrder", auth=basic, timeout=30).status_code == 404
