@@ -18,7 +18,15 @@ from zoneinfo import ZoneInfo
 
 from tests.sandbox import Reply, json_reply, odata_dac
 from tests.sandbox.auth import TENANT
-from tests.sandbox.odata_query import Column, ODataError, Query, csdl, entity_type
+from tests.sandbox.odata_dac import tracked_dacs
+from tests.sandbox.odata_query import (
+    Column,
+    ODataError,
+    Query,
+    csdl,
+    entity_type,
+    service_document,
+)
 
 if TYPE_CHECKING:
     from tests.sandbox.server import Handler
@@ -112,7 +120,7 @@ def route_odata(handler: Handler, method: str, tenant: str, segs: list[str]) -> 
     kind, rest = (segs[0].lower(), segs[1:]) if segs else ("", [])
     if kind == "gi":
         if not rest:
-            return _reply(200, service_document(base))
+            return _reply(200, service_document(f"{base}/gi", list(INQUIRIES)))
         if rest == ["$metadata"]:
             return _xml(metadata_xml())
         gi = _find_inquiry(rest[0])
@@ -129,7 +137,7 @@ def route_dac(handler: Handler, rest: list[str], base: str) -> Reply:
     """The DAC service: service document, ``$metadata`` and ``px.GetDeletedRecords()`` (§10)."""
     app = handler.server.app
     if not rest:
-        return _reply(200, odata_dac.service_document(base))
+        return _reply(200, service_document(f"{base}/dac", [n for n, _d, _e in tracked_dacs()]))
     if rest == ["$metadata"]:
         return _xml(odata_dac.metadata_xml())
     if len(rest) != 2 or rest[1].lower() != "px.getdeletedrecords()":
@@ -171,15 +179,6 @@ def _find_inquiry(name: str) -> Inquiry | None:
         if name in (gi.name, gi.title):
             return gi
     return None
-
-
-def service_document(base: str) -> dict[str, Any]:
-    return {
-        "@odata.context": f"{base}/gi/$metadata",
-        "value": [
-            {"name": gi.name, "kind": "EntitySet", "url": gi.name} for gi in INQUIRIES.values()
-        ],
-    }
 
 
 def metadata_xml() -> str:

@@ -43,15 +43,6 @@ def tracked_dacs() -> list[tuple[str, str, str]]:
     return out
 
 
-def service_document(base: str) -> dict[str, Any]:
-    return {
-        "@odata.context": f"{base}/dac/$metadata",
-        "value": [
-            {"name": full, "kind": "EntitySet", "url": full} for full, _dac, _e in tracked_dacs()
-        ],
-    }
-
-
 def metadata_xml() -> str:
     """CSDL of the tracked DACs and the bound ``PX.GetDeletedRecords()`` function.
 

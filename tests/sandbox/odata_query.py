@@ -50,6 +50,14 @@ def csdl(*schemas: str) -> str:
     )
 
 
+def service_document(service: str, names: Iterable[str]) -> dict[str, Any]:
+    """The service document of ``service`` (``…/api/odata/gi`` or ``…/dac``): its entity sets."""
+    return {
+        "@odata.context": f"{service}/$metadata",
+        "value": [{"name": n, "kind": "EntitySet", "url": n} for n in names],
+    }
+
+
 def entity_type(name: str, keys: Iterable[str], cols: Iterable[Column]) -> str:
     """A CSDL ``<EntityType>``: key fields are non-nullable."""
     keys = list(keys)
