@@ -276,7 +276,7 @@ def build_authenticator(
     user_agent: str | None = None,
 ) -> AcumaticaAuthenticator:
     """The one authenticator of a tap run, from explicit config values (no network I/O)."""
-    from tap_acumatica import oauth  # noqa: PLC0415 - oauth imports this module
+    from tap_acumatica import grants  # noqa: PLC0415 - grants imports this module
 
     validate_auth_config(config)
     redact.register_config(config, SECRET_KEYS)
@@ -292,7 +292,7 @@ def build_authenticator(
             locale=config.get("locale"),
             user_agent=user_agent,
         )
-    return oauth.build_oauth(config, config_files=config_files, user_agent=user_agent)
+    return grants.build_oauth(config, config_files=config_files, user_agent=user_agent)
 
 
 @contextlib.contextmanager

@@ -120,7 +120,7 @@ def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> Non
 
 def login(paths: Sequence[str]) -> None:
     """``--login``: run the authorization-code grant, store the tokens, sign out."""
-    from tap_acumatica.oauth import CodeGrantAuthenticator  # noqa: PLC0415
+    from tap_acumatica.grants import CodeGrantAuthenticator  # noqa: PLC0415
 
     if not [p for p in paths if p]:
         msg = "--login needs --config (the file with base_url, client_id, client_secret, ...)"

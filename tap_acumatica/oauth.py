@@ -1,40 +1,38 @@
-"""OAuth 2.0 authenticators: authorization code (``oauth_code``) and password (``oauth_password``).
+"""The OAuth 2.0 authenticator base: bearer tokens, the token store, rotation, the token endpoint.
 
 Acumatica rotates the refresh token on every refresh (API-FACTS §7), so the rules are:
 the token store's lock is held from reading the store through the token POST to writing it;
 the store is re-read after taking the lock (another process may have rotated already, or left
 a valid access token to share); the new refresh token is on disk before the new access token is
 used; the token POST is never retried blindly (a read timeout re-reads the store first).
+The grants themselves (authorization code, password) are in ``tap_acumatica.grants``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
-from tap_acumatica import codegrant, redact
+from tap_acumatica import redact
 from tap_acumatica.auth import (
     DEFAULT_SCOPE,
     AcumaticaAuthenticator,
     LoginLimitError,
     error_text,
     is_login_limit,
-    tenant_of,
 )
-from tap_acumatica.errors import AuthError, ConfigError
+from tap_acumatica.errors import AuthError
 from tap_acumatica.tokenstore import (
     StoredTokens,
     TokenSet,
     TokenStore,
     fingerprint,
-    resolve_location,
     sha256,
 )
 
@@ -54,13 +52,15 @@ def relogin_hint(store: TokenStore | None) -> str:
     )
 
 
-class _OAuthError(Exception):
+class OAuthAnswerError(Exception):
+    """The token endpoint answered with an OAuth error (``error`` is e.g. invalid_grant)."""
+
     def __init__(self, error: str, text: str) -> None:
         super().__init__(text)
         self.error = error
 
 
-class _AmbiguousError(Exception):
+class AmbiguousAnswerError(Exception):
     """The token POST was sent but no usable answer came back: the server may have rotated."""
 
     def __init__(self, detail: str = "no answer") -> None:
@@ -185,7 +185,7 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
         self._save(marked)  # a run killed mid-refresh leaves this mark for a clearer error
         try:
             body = self._token_post({"grant_type": "refresh_token", "refresh_token": rt})
-        except _AmbiguousError as exc:
+        except AmbiguousAnswerError as exc:
             again = self.store.read() if self.store else None
             if again and again.tokens.refresh_token not in (None, rt):
                 self._continue_with(again)
@@ -201,7 +201,7 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
             time.sleep(RESEND_PAUSE_SECONDS)
             self._refresh(stored, second_try=True)
             return
-        except _OAuthError as exc:
+        except OAuthAnswerError as exc:
             again = self.store.read() if self.store else None
             newer = again is not None and again.tokens.refresh_token not in (None, rt)
             if not newer and not second_try:
@@ -249,14 +249,14 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
             resp = self._http.post(url, data=data, timeout=TOKEN_TIMEOUT, allow_redirects=False)
         except requests.RequestException as exc:
             if not _never_sent(exc):
-                raise _AmbiguousError(f"no answer: {_reason(exc)}") from None
+                raise AmbiguousAnswerError(f"no answer: {_reason(exc)}") from None
             msg = f"cannot reach Acumatica's token endpoint {url}: {_reason(exc)}"
             raise AuthError(msg) from None
         if is_login_limit(resp):
             raise LoginLimitError
         if resp.status_code >= 500 or resp.status_code == 429:
             # A gateway error or throttling says nothing about whether the refresh happened.
-            raise _AmbiguousError(error_text(resp))
+            raise AmbiguousAnswerError(error_text(resp))
         try:
             body = resp.json()
         except ValueError:
@@ -271,7 +271,9 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
                 "that the connected application's secret has not expired"
             )
             raise AuthError(msg)
-        raise _OAuthError(error or f"http_{resp.status_code}", f"token request: {error_text(resp)}")
+        raise OAuthAnswerError(
+            error or f"http_{resp.status_code}", f"token request: {error_text(resp)}"
+        )
 
 
 def _reason(exc: BaseException) -> str:
@@ -304,197 +306,4 @@ def parse_token_response(body: Mapping[str, Any], fallback_rt: str | None = None
         expires_at=now + expires_in,
         scope=body.get("scope"),
         issued_at=now,
-    )
-
-
-class CodeGrantAuthenticator(OAuthAuthenticator):
-    """``oauth_code``: authorization code + PKCE, then rotating refresh (initiate_oauth)."""
-
-    def __init__(
-        self,
-        *,
-        initiate_oauth: str = "GETANDREFRESH",
-        redirect_uri: str | None = None,
-        login_timeout: float = 300.0,
-        open_browser: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.initiate = initiate_oauth.upper()
-        self.redirect_uri = redirect_uri
-        self.login_timeout = login_timeout
-        self.open_browser = open_browser
-
-    def _load(self) -> StoredTokens:
-        if self.initiate == "OFF":  # the seed says: use the access token as given
-            return StoredTokens(self.seed, self.fingerprint)
-        return super()._load()
-
-    def _renew(self, stale: str | None) -> None:
-        try:
-            super()._renew(stale)
-        except _NeedsSignInError:
-            pass
-        else:
-            return
-        # The browser part runs outside the store lock: a person may take minutes.
-        if not (sys.stdin.isatty() or sys.stderr.isatty()):
-            msg = "no usable OAuth token and this run is not interactive; " + relogin_hint(
-                self.store
-            )
-            raise AuthError(msg)
-        self.login()
-
-    def _obtain(self, stored: StoredTokens) -> None:
-        if self.initiate == "OFF":
-            msg = (
-                "the access_token was rejected or has expired, and initiate_oauth is OFF so the "
-                "tap does not renew it; give a new access_token, or use GETANDREFRESH or REFRESH"
-            )
-            raise AuthError(msg)
-        if stored.tokens.refresh_token:
-            self._refresh(stored)
-            return
-        if self.initiate == "REFRESH":
-            msg = (
-                "initiate_oauth is REFRESH (never interactive) but there is no refresh token; "
-                + relogin_hint(self.store)
-                + ", or set refresh_token"
-            )
-            raise AuthError(msg)
-        raise _NeedsSignInError
-
-    def login(self, stdin: Any = None) -> None:
-        """Run the interactive code grant and store the tokens (``--login``)."""
-        if not self.redirect_uri:
-            msg = "redirect_uri is required to sign in (the URI registered on the app)"
-            raise ConfigError(msg)
-        if self.store is None:
-            msg = "nowhere to keep the OAuth tokens: set oauth_settings_location"
-            raise ConfigError(msg)
-        with self._lock:
-            with self.store.lock():
-                self._load()  # refuse early when the store belongs to another client
-            request = codegrant.authorization_request(
-                base_url=self.base_url,
-                client_id=self.client_id,
-                redirect_uri=self.redirect_uri,
-                scope=self.scope,
-            )
-            if stdin is not None:
-                code = codegrant.read_pasted_url(request, self.login_timeout, stdin)
-            else:
-                code = codegrant.obtain_code(
-                    request, timeout=self.login_timeout, browser=self.open_browser
-                )
-            form = {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": request.redirect_uri,
-                "code_verifier": request.code_verifier,
-            }
-            try:
-                body = self._token_post(form)
-            except _AmbiguousError as exc:
-                msg = f"Acumatica's token endpoint failed ({exc.detail}); run --login again"
-                raise AuthError(msg) from None
-            except _OAuthError as exc:
-                raise AuthError(f"exchanging the authorization code failed: {exc}") from None
-            fresh = StoredTokens(TokenSet(), self.fingerprint, sha256(self.seed.refresh_token))
-            with self.store.lock():
-                self._accept(body, fresh, None)
-        codegrant.say(f"Signed in. OAuth tokens saved to {self.store.describe}.")
-
-
-class _NeedsSignInError(Exception):
-    """GETANDREFRESH found no usable token: the browser sign-in must run."""
-
-
-class PasswordGrantAuthenticator(OAuthAuthenticator):
-    """``oauth_password``: resource-owner password grant (API-FACTS §7), refresh when possible."""
-
-    def __init__(self, *, username: str, password: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._username = username
-        self._password = password
-        redact.register(password)
-
-    def _obtain(self, stored: StoredTokens) -> None:
-        if stored.tokens.refresh_token:
-            with contextlib.suppress(AuthError):
-                self._refresh(stored)
-                return
-            logger.info("Refresh failed; signing in again with the password grant.")
-        form = {
-            "grant_type": "password",
-            "username": self._username,
-            "password": self._password,
-            "scope": self.scope,
-        }
-        try:
-            body = self._token_post(form)
-        except _AmbiguousError as exc:
-            msg = f"Acumatica's token endpoint failed the password grant ({exc.detail})"
-            raise AuthError(msg) from None
-        except _OAuthError as exc:
-            if exc.error == "invalid_grant":
-                msg = "Acumatica rejected the username or password (invalid_grant)"
-                raise AuthError(msg) from None
-            raise AuthError(str(exc)) from None
-        self._accept(body, stored, fallback_rt=None)
-
-
-def build_oauth(
-    config: Mapping[str, Any], *, config_files: Sequence[str], user_agent: str | None
-) -> OAuthAuthenticator:
-    """The OAuth authenticator for ``config`` (validated by auth.validate_auth_config)."""
-    method = config.get("auth_method") or "oauth_code"
-    common: dict[str, Any] = {
-        "base_url": str(config["base_url"]).strip(),
-        "client_id": str(config["client_id"]),
-        "client_secret": str(config["client_secret"]),
-        "scope": str(config.get("scope") or DEFAULT_SCOPE),
-        # The tenant is part of client_id (API-FACTS §7); the `tenant` setting serves cookie
-        # sign-in and must not change which tokens the store accepts.
-        "tenant": tenant_of({"client_id": config["client_id"]}),
-        "user_agent": user_agent,
-        "seed": TokenSet(
-            access_token=config.get("access_token") or None,
-            refresh_token=config.get("refresh_token") or None,
-        ),
-    }
-    location = config.get("oauth_settings_location") or None
-    if method == "oauth_password":
-        # Issue 4 §6: the password grant keeps tokens on disk only when asked to.
-        store = (
-            resolve_location(oauth_settings_location=location, config_files=())
-            if location
-            else None
-        )
-        return PasswordGrantAuthenticator(
-            username=str(config["username"]),
-            password=str(config["password"]),
-            store=store,
-            **common,
-        )
-    initiate = str(config.get("initiate_oauth") or "GETANDREFRESH").upper()
-    if initiate != "OFF" and "offline_access" not in str(common["scope"]).split():
-        # API-FACTS §7: no offline_access, no refresh token: every hour needs a person.
-        logger.warning("scope lacks offline_access: no refresh token, so no unattended renewal.")
-    store = None
-    if initiate != "OFF":
-        store = resolve_location(oauth_settings_location=location, config_files=config_files)
-        if store is None:
-            msg = (
-                "nowhere durable to keep rotating OAuth tokens: set oauth_settings_location "
-                "(or run the tap with exactly one --config file)"
-            )
-            raise ConfigError(msg)
-    return CodeGrantAuthenticator(
-        initiate_oauth=initiate,
-        redirect_uri=config.get("redirect_uri") or None,
-        login_timeout=float(config.get("login_timeout_seconds") or 300),
-        open_browser=bool(config.get("open_browser", True)),
-        store=store,
-        **common,
     )

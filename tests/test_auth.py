@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tap_acumatica import auth, codegrant, oauth, redact
+from tap_acumatica import auth, codegrant, grants, oauth, redact
 from tap_acumatica.errors import AuthError, ConfigError
 from tap_acumatica.tokenstore import StoredTokens, TokenSet, TokenStore, fingerprint
 from tests.support import Sandbox
@@ -242,7 +242,7 @@ def test_no_answer_rereads_store_then_resends_once(fresh: Sandbox, tmp_path: Pat
     def flaky(form: dict[str, str]) -> Any:
         calls.append(1)
         if len(calls) == 1:
-            raise oauth._AmbiguousError
+            raise oauth.AmbiguousAnswerError
         return real_post(form)
 
     a._token_post = flaky  # type: ignore[method-assign]
@@ -316,7 +316,7 @@ def test_wrong_pkce_verifier_is_rejected(
     monkeypatch.setattr(codegrant, "obtain_code", follow)
     cfg = base_config(fresh, oauth_settings_location=str(tmp_path / "t.json"))
     a = auth.build_authenticator(cfg)
-    assert isinstance(a, oauth.CodeGrantAuthenticator)
+    assert isinstance(a, grants.CodeGrantAuthenticator)
     with pytest.raises(AuthError, match="code_verifier"):
         a.login()
     assert TokenStore(tmp_path / "t.json").read() is None
