@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from tests.sandbox import Reply, json_reply
 from tests.sandbox.clock import iso_z
+from tests.sandbox.errors import ApiError
 from tests.sandbox.faults import FaultConfigError, parse_config
 
 if TYPE_CHECKING:
@@ -18,8 +19,6 @@ def _bad(message: str) -> Reply:
 
 def handle_admin(handler: Handler, method: str, path: str) -> Reply:
     """Dispatch ``/_sandbox/<path>``."""
-    from tests.sandbox.errors import ApiError  # noqa: PLC0415  (H1's module)
-
     app = handler.server.app
     path = path.strip("/")
     try:

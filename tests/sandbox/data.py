@@ -1,6 +1,6 @@
 """The sandbox Dataset: Acumatica's contract-based entities, queries and change simulation.
 
-H2's HTTP server calls this (see CONTRACTS.md "Dataset interface"); everything here is pure
+The HTTP server calls this (rest.py, odata.py, admin.py); everything here is pure
 in-process Python over numpy arrays, deterministic from the seed, safe for many threads.
 """
 

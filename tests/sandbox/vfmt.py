@@ -64,53 +64,42 @@ def civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return year, month, day
 
 
+# "YYYY-MM-DDThh:mm:ss" + ".fff±hh:mm": (component, power of ten) of every digit column
+_ISO_TEMPLATE = b"0000-00-00T00:00:00.000+00:00"
+_ISO_DIGITS = [
+    (0, 1000), (0, 100), (0, 10), (0, 1), None, (1, 10), (1, 1), None, (2, 10), (2, 1), None,
+    (3, 10), (3, 1), None, (4, 10), (4, 1), None, (5, 10), (5, 1), None,
+    (6, 100), (6, 10), (6, 1), None, (7, 10), (7, 1), None, (8, 10), (8, 1),
+]  # fmt: skip
+_ISO_COLS = np.array([i for i, d in enumerate(_ISO_DIGITS) if d], dtype=np.int64)
+_ISO_COMP = np.array([d[0] for d in _ISO_DIGITS if d], dtype=np.int64)
+_ISO_POW = np.array([d[1] for d in _ISO_DIGITS if d], dtype=np.int64)
+_ISO_SIGN = _ISO_TEMPLATE.index(b"+")
+
+
 def iso_local(local_ms: np.ndarray, offset_min: np.ndarray, post: bytes) -> np.ndarray:
     """``YYYY-MM-DDThh:mm:ss[.f{1,3}]±hh:mm`` + ``post`` for local-time ms and offsets.
 
     The fraction keeps 0-3 digits with trailing zeros dropped (Acumatica's format, API-FACTS §3);
-    shorter rows end in NUL padding.
+    shorter rows end in NUL padding. All digits come from one integer gather of the components.
     """
     n = len(local_ms)
     days, msday = np.divmod(local_ms, 86_400_000)
     year, month, day = civil(days)
-    sec, milli = np.divmod(msday, 1000)
-    hour, rem = np.divmod(sec, 3600)
-    minute, second = np.divmod(rem, 60)
-    dash, colon = const(n, b"-"), const(n, b":")
-    head = np.concatenate(
-        (
-            digits(year, 4),
-            dash,
-            digits(month, 2),
-            dash,
-            digits(day, 2),
-            const(n, b"T"),
-            digits(hour, 2),
-            colon,
-            digits(minute, 2),
-            colon,
-            digits(second, 2),
-        ),
-        axis=1,
-    )
     off = np.abs(offset_min)
-    sign = np.where(offset_min >= 0, ord("+"), ord("-")).astype(np.uint8)[:, None]
-    src = np.concatenate(
-        (
-            const(n, b"."),
-            digits(milli, 3),
-            sign,
-            digits(off // 60, 2),
-            colon,
-            digits(off % 60, 2),
-            const(n, post),
-            np.zeros((n, 4), dtype=np.uint8),
-        ),
+    comps = np.stack(
+        (year, month, day, msday // 3_600_000, msday // 60_000 % 60, msday // 1000 % 60,
+         msday % 1000, off // 60, off % 60),
         axis=1,
-    )
-    # length of ".fff" after dropping trailing zeros: 0, 2, 3 or 4
+    )  # fmt: skip
+    tail = len(_ISO_TEMPLATE) + len(post)
+    mat = np.zeros((n, tail + 4), dtype=np.uint8)
+    mat[:, :tail] = np.frombuffer(_ISO_TEMPLATE + post, dtype=np.uint8)
+    mat[:, _ISO_COLS] = 48 + comps[:, _ISO_COMP] // _ISO_POW % 10
+    mat[offset_min < 0, _ISO_SIGN] = ord("-")
+    # length of ".fff" after dropping trailing zeros: 0, 2, 3 or 4; later columns move left
+    milli = comps[:, 6]
     frac = np.where(milli % 10 != 0, 4, np.where(milli % 100 != 0, 3, np.where(milli != 0, 2, 0)))
-    width = src.shape[1] - 4
-    j = np.arange(width, dtype=np.int64)[None, :]
-    take = np.where(j < frac[:, None], j, j + 4 - frac[:, None])
-    return np.concatenate((head, np.take_along_axis(src, take, axis=1)), axis=1)
+    j = np.arange(tail, dtype=np.int64)[None, :]
+    cut = 19 + frac[:, None]
+    return np.take_along_axis(mat, np.where(j < cut, j, j + 4 - frac[:, None]), axis=1)
