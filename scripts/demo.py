@@ -127,6 +127,30 @@ def abridged(record: dict[str, Any], keys: int = 8) -> dict[str, Any]:
     return out
 
 
+def show_bookmarks(env: Mapping[str, str]) -> None:
+    """The bookmarks Meltano saved: where the next run of each stream starts."""
+    proc = subprocess.run(
+        [meltano_bin(), "--log-level=warning", "--environment=demo", "state", "get", STATE_ID],
+        cwd=REPO,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    try:
+        state = json.loads(proc.stdout[proc.stdout.index("{") :])
+        bookmarks = state["singer_state"]["bookmarks"]
+    except (ValueError, KeyError):
+        return
+    say(f"Meltano saved these bookmarks (state id {STATE_ID!r}); the next run starts there:")
+    for stream, mark in sorted(bookmarks.items()):
+        if isinstance(mark, dict) and mark.get("replication_key_value"):
+            field = mark.get("replication_key", "")
+            say(f"  {stream:<22}{field} >= {mark['replication_key_value']}")
+    say(f"  (uv run meltano --environment=demo state get {STATE_ID})")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the process exit code."""
     parser = argparse.ArgumentParser(description="tap-acumatica quick-start demo")
@@ -161,8 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             meltano_run(env, log_level=log_level)
             show(sbx, landed())
         say(f"\nOAuth tokens (password grant) were kept in {TOKEN_STORE.relative_to(REPO)}")
-        say(f"Meltano saved the bookmarks under state id {STATE_ID!r}:")
-        say(f"  uv run meltano --environment=demo state get {STATE_ID}")
+        show_bookmarks(env)
         sessions = sbx.stats().get("active_sessions", "?")
         say(f"API sessions left open on the sandbox: {sessions} (the tap signs out).")
     finally:
