@@ -265,6 +265,7 @@ def test_quick_start_demo_runs_and_reports_what_landed(meltano: Meltano) -> None
     second = {stream: int(n) for stream, n, _ in rows[len(STREAMS) :]}
     assert second.get("Customer") == 3, "the incremental run brings exactly the 3 updated"
     assert "SalesOrder" not in second
+    assert re.search(r"^  Customer +LastModifiedDateTime >= \d{4}-", out, re.MULTILINE), "bookmarks"
     assert "Sandbox stopped." in out
     assert "API sessions left open on the sandbox: 0" in out
     for prefix in ("sbxpw-", "sbxcs-", "sbxat-", "sbxrt-"):
