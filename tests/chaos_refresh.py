@@ -1,5 +1,9 @@
 """Kill-during-refresh trials at volume: ``python -m tests.chaos_refresh CONFIG TRIALS SEED OUT``.
 
+The kill moment is uniform over 1.2 times the time a whole refresh takes on this machine
+(re-measured every 50 trials), so kills land before, during and after refreshes alike.
+
+
 One process imports the tap's authenticator once, then for every trial forks a child that
 builds the real authenticator (``initiate_oauth=REFRESH``, the file token store) and asks it
 for a credential — which must refresh, since the store holds no access token. The parent
@@ -36,7 +40,6 @@ ENTITY = "/entity/Default/24.200.001/Customer"
 def main(argv: list[str]) -> int:
     """Run the trials; write the counts as JSON to OUT."""
     cfg_path, trials, seed, out = argv[0], int(argv[1]), int(argv[2]), argv[3]
-    delay = float(argv[4]) / 1000 if len(argv) > 4 else 0.1
     cfg: dict[str, Any] = json.loads(Path(cfg_path).read_text(encoding="utf-8"))
     creds = requests.get(_root(cfg["base_url"]) + "/_sandbox/credentials", timeout=30).json()
     store = TokenStore(cfg["oauth_settings_location"])
@@ -78,18 +81,13 @@ def main(argv: list[str]) -> int:
         "killed_in_flight": 0,
         "killed_after_persist": 0,
     }
-    for _ in range(trials):
+    span = 0.0  # the kill window: calibrated on the machine, see _calibrate
+    for trial in range(trials):
+        if trial % 50 == 0:  # how long a whole refresh takes now (the machine's load varies)
+            span = _calibrate(cfg, store, put) * 1.2
         before = str(_doc(store)["refresh_token"])
-        pid = os.fork()
-        if pid == 0:  # the child: one real refresh through the tap's authenticator
-            code = 1
-            try:
-                authenticator = auth.build_authenticator(cfg, config_files=[])
-                authenticator(requests.Request("GET", cfg["base_url"] + ENTITY).prepare())
-                code = 0
-            finally:
-                os._exit(code)
-        time.sleep(rng.uniform(0, delay * 1.3))
+        pid = _refresh_child(cfg)
+        time.sleep(rng.uniform(0, span))
         finished = os.waitpid(pid, os.WNOHANG)[0] != 0
         if not finished:
             os.kill(pid, signal.SIGKILL)
@@ -122,6 +120,33 @@ def main(argv: list[str]) -> int:
         reseed()
     Path(out).write_text(json.dumps(counts), encoding="utf-8")
     return 0
+
+
+def _refresh_child(cfg: dict[str, Any]) -> int:
+    """Fork a child that gets a credential through the tap's authenticator (a refresh)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            authenticator = auth.build_authenticator(cfg, config_files=[])
+            authenticator(requests.Request("GET", cfg["base_url"] + ENTITY).prepare())
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _calibrate(cfg: dict[str, Any], store: TokenStore, put: Any) -> float:
+    """Seconds an unkilled refresh takes (the slowest of three), leaving the store as it was."""
+    slowest = 0.0
+    for _ in range(3):
+        started = time.monotonic()
+        pid = _refresh_child(cfg)
+        os.waitpid(pid, 0)
+        slowest = max(slowest, time.monotonic() - started)
+        doc = _doc(store)  # drop the access token so the next child must refresh again
+        put(str(doc["refresh_token"]))
+    return slowest
 
 
 def _doc(store: TokenStore) -> dict[str, Any]:
