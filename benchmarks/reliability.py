@@ -24,11 +24,24 @@ FIGURES = RESULTS / "chaos"
 
 
 def load(directory: Path) -> dict[str, dict[str, Any]]:
-    """Every figure JSON by name."""
-    out = {}
+    """Every figure JSON by name; the per-process ``secrets-*`` figures summed."""
+    out: dict[str, dict[str, Any]] = {}
+    secrets: dict[str, Any] = {"texts": 0, "bytes": 0, "hits": 0, "by_source": {}}
     for path in sorted(directory.glob("*.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
-        out[doc.get("name", path.stem)] = doc
+        name = str(doc.get("name", path.stem))
+        if name.startswith("secrets"):
+            for key in ("texts", "bytes", "hits"):
+                secrets[key] += int(doc.get(key, 0))
+            for source, entry in (doc.get("by_source") or {}).items():
+                into = secrets["by_source"].setdefault(source, {"texts": 0, "bytes": 0, "hits": 0})
+                for key in into:
+                    into[key] += int(entry.get(key, 0))
+            secrets["mode"] = doc.get("mode")
+            continue
+        out[name] = doc
+    if secrets["texts"]:
+        out["secrets"] = secrets
     return out
 
 
@@ -154,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     elapsed = None
     if args.run:
+        for old in Path(args.figures).glob("*.json"):  # this run's figures only
+            old.unlink()
         env = {**os.environ, "CHAOS_FIGURES": args.figures}
         if not args.ci:
             env["CHAOS_FULL"] = "1"

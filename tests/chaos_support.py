@@ -98,8 +98,8 @@ def scan(text: str, prefixes: Iterable[str], source: str) -> int:
 
 
 def _merge_secrets_figure(figure: dict[str, Any]) -> None:
-    """The ``secrets`` figure sums every test module of this pytest process."""
-    record_figure("secrets", {"pid": os.getpid(), **figure})
+    """One ``secrets-<pid>`` figure per pytest process (the report sums them)."""
+    record_figure(f"secrets-{os.getpid()}", {"pid": os.getpid(), **figure})
 
 
 def assert_clean(text: str, box: Sandbox, source: str) -> None:
