@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -139,7 +140,12 @@ def render(figs: dict[str, dict[str, Any]], *, elapsed: float | None, notes: str
             f"hits: **{f['hits']}**", "0", f["hits"] == 0))  # fmt: skip
     if figs.get("bad_input", {}).get("messages"):
         lines += ["", "Sample of the one-line errors:", ""]
-        lines += [f"- `{msg}`" for msg in figs["bad_input"]["messages"][:12]]
+        msgs = [
+            re.sub(r"(/tmp|/var/folders)/\S*/", "<tmp>/", m)
+            for m in figs["bad_input"]["messages"]
+            if m.startswith("tap-acumatica: ")
+        ]
+        lines += [f"- `{msg}`" for msg in msgs[:: max(1, len(msgs) // 14)][:14]]
     if notes:
         lines += ["", notes.rstrip()]
     lines += [
