@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -121,6 +121,8 @@ class AcumaticaAuthenticator(requests.auth.AuthBase):
         self._lock = threading.RLock()
         self._http = http_session(user_agent)
         self._renewals: list[float] = []
+        self._quiesce_hooks: list[Callable[[], object]] = []
+        self._closing = False
         _LIVE.add(self)
 
     # -- subclass hooks ------------------------------------------------------------------
@@ -148,11 +150,24 @@ class AcumaticaAuthenticator(requests.auth.AuthBase):
     # -- contract ------------------------------------------------------------------------
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         """Add the Cookie or Bearer credential to ``r``."""
+        self._refuse_if_closing()
         self._apply(r, self._credential())
         return r
 
+    def before_sign_out(self, hook: Callable[[], object]) -> None:
+        """Run ``hook`` (e.g. an HTTP client's quiesce) before every sign-out."""
+        self._quiesce_hooks.append(hook)
+
+    def _refuse_if_closing(self) -> None:
+        if self._closing:
+            # A credential handed out now would reach Acumatica after the logout and open a
+            # new session that holds an API seat for 10 minutes (API-FACTS §6).
+            msg = "the tap is signing out; no new requests"
+            raise AuthError(msg)
+
     def handle_unauthorized(self, r: requests.PreparedRequest) -> None:
         """After a 401 on ``r``: renew once per stale credential; AuthError when impossible."""
+        self._refuse_if_closing()
         used = self._used_credential(r)
         with self._lock:
             current = self._current()
@@ -171,7 +186,15 @@ class AcumaticaAuthenticator(requests.auth.AuthBase):
             self._renew(stale=used)
 
     def sign_out(self) -> None:
-        """Free the API seat (POST /entity/auth/logout); idempotent, never raises."""
+        """Free the API seat (POST /entity/auth/logout); idempotent, never raises.
+
+        First stop handing out credentials and let the registered clients finish the
+        requests already on the wire (bounded), so none reaches Acumatica after the logout.
+        Hooks run without the lock: a request in flight may be renewing its credential.
+        """
+        self._closing = True
+        for hook in list(self._quiesce_hooks):
+            hook()  # bounded; never raises (AcumaticaClient.quiesce)
         with self._lock:
             try:
                 self._sign_out()

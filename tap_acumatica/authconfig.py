@@ -105,7 +105,7 @@ def _settings() -> list[th.Property]:
         th.Property("locale", th.StringType, description="Locale for cookie sign-in (optional)."),
         th.Property(
             "login_timeout_seconds",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=300,
             description="How long --login waits for the browser sign-in.",
         ),
@@ -137,13 +137,34 @@ def tenant_of(config: Mapping[str, Any]) -> str:
     return client_id.rpartition("@")[2] if "@" in client_id else ""
 
 
+def url_parts(name: str, url: str) -> urllib.parse.SplitResult:
+    """``urlsplit(url)``, or ConfigError naming the setting when the URL cannot be sent.
+
+    ``urlsplit`` raises on a broken IPv6 literal and accepts a host with a space, which
+    requests later refuses mid-run; checking as requests would keeps it to one line.
+    """
+    import requests  # noqa: PLC0415 - only needed to check the URL
+
+    text = url.strip()
+    try:
+        parts = urllib.parse.urlsplit(text)
+        _ = parts.port  # a port that is not a number raises here
+        if parts.scheme in ("http", "https") and parts.hostname:
+            requests.models.PreparedRequest().prepare_url(text, None)
+    except (ValueError, requests.exceptions.RequestException) as exc:
+        reason = str(exc).removeprefix("Failed to parse: ")
+        msg = f"{name} {url!r} is not a valid URL ({reason}); fix the host name and port"
+        raise ConfigError(msg) from None
+    return parts
+
+
 def validate_auth_config(config: Mapping[str, Any], *, login: bool = False) -> None:
     """Check the auth settings without any network call; ConfigError (one line) if wrong."""
     base_url = config.get("base_url")
     if not isinstance(base_url, str) or not base_url.strip():
         msg = "base_url is required (the instance URL, e.g. https://example.acumatica.com)"
         raise ConfigError(msg)
-    parts = urllib.parse.urlsplit(base_url.strip())
+    parts = url_parts("base_url", base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         msg = f"base_url {base_url!r} is not an http(s) URL"
         raise ConfigError(msg)
@@ -181,7 +202,7 @@ def validate_auth_config(config: Mapping[str, Any], *, login: bool = False) -> N
         raise ConfigError(msg)
     redirect = config.get("redirect_uri")
     if method == "oauth_code" and redirect:
-        rparts = urllib.parse.urlsplit(str(redirect))
+        rparts = url_parts("redirect_uri", str(redirect))
         if rparts.scheme not in ("http", "https") or not rparts.hostname or rparts.fragment:
             msg = f"redirect_uri {redirect!r} must be an absolute http(s) URL without a fragment"
             raise ConfigError(msg)

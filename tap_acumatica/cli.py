@@ -115,7 +115,30 @@ def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> Non
         more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
         msg = "invalid config: " + "; ".join(parts) + more
         raise ConfigError(msg)
+    check_date_times(config, schema)
     auth.validate_auth_config(config)
+
+
+def check_date_times(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """``format: date-time`` settings (start_date) must parse as the SDK will parse them.
+
+    The schema validator does not check ``format``; a bad value would otherwise fail deep in
+    the sync with a bare ValueError.
+    """
+    from singer_sdk.helpers._compat import datetime_fromisoformat  # noqa: PLC0415
+
+    for name, prop in (schema.get("properties") or {}).items():
+        value = config.get(name)
+        if prop.get("format") != "date-time" or not isinstance(value, str):
+            continue
+        try:
+            datetime_fromisoformat(value)
+        except ValueError as exc:
+            msg = (
+                f"{name} {value!r} is not an ISO-8601 date-time ({exc}); "
+                "use e.g. 2024-01-31T00:00:00Z"
+            )
+            raise ConfigError(msg) from None
 
 
 def login(paths: Sequence[str]) -> None:

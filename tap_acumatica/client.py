@@ -206,7 +206,7 @@ class AcumaticaStream(Stream):
             self.name,
             start=begin,
             end=end,
-            interval=float(config.get("progress_interval_seconds", 30)),
+            interval=float(self.acumatica.setting("progress_interval_seconds", 30)),
         )
         self.logger.info(
             "%s: reading %s changed in [%s, %s)",

@@ -42,6 +42,8 @@ _FATAL_500 = (
     "PXSetupNotEnteredException",
 )
 _MAX_RETRY_AFTER = 600.0
+#: How long closing waits for requests already on the wire before the sign-out goes out.
+QUIESCE_SECONDS = 5.0
 
 
 class _NoCookies(requests.cookies.RequestsCookieJar):
@@ -150,9 +152,19 @@ class AcumaticaClient:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0
         self._closed = False
+        #: True while the main thread has a request on the wire (see ``after_main_send``).
+        self.main_thread_sending = False
+        #: Called once when the main thread's request ends: a deferred SIGTERM/SIGINT.
+        self.after_main_send: Callable[[], None] | None = None
         #: server clock - local clock in seconds, from the last ``Date`` header (1 s resolution).
         self.server_skew: float | None = None
+        # The authenticator's sign-out quiesces this client first (whoever calls sign_out).
+        before_sign_out = getattr(authenticator, "before_sign_out", None)
+        if callable(before_sign_out):
+            before_sign_out(self.quiesce)
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -167,9 +179,41 @@ class AcumaticaClient:
                 self._sessions.append(session)
         return session
 
-    def close(self) -> None:
-        """Refuse further requests and close every thread's session."""
-        self._closed = True
+    @property
+    def in_flight(self) -> int:
+        """Requests being prepared (credential handed out) or on the wire right now."""
+        return self._in_flight
+
+    def stop_sending(self) -> None:
+        """Refuse new requests from now on (those in flight go on)."""
+        with self._lock:
+            self._closed = True
+
+    def quiesce(self, wait: float = QUIESCE_SECONDS) -> bool:
+        """Refuse new requests, then wait up to ``wait`` s for those in flight; True if none left.
+
+        A GET still on the wire when the run signs out would reach Acumatica after the
+        logout with a still-valid bearer and open a new session holding an API seat for
+        10 minutes (API-FACTS §6), so the sign-out must come after the last answer.
+        """
+        deadline = time.monotonic() + max(0.0, wait)
+        with self._idle:
+            self._closed = True
+            while self._in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    LOGGER.warning(
+                        "%d request(s) still in flight after %.0fs; signing out anyway",
+                        self._in_flight,
+                        wait,
+                    )
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def close(self, wait: float = QUIESCE_SECONDS) -> None:
+        """Refuse further requests, let those in flight finish (bounded), close the sessions."""
+        self.quiesce(wait)
         with self._lock:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
@@ -276,9 +320,27 @@ class AcumaticaClient:
                 self._sleep(delay)
 
     def _send(self, url: str, *, authenticate: bool) -> requests.Response:
-        if self._closed:
-            msg = "the tap is shutting down; no further requests"
-            raise AcumaticaAPIError(msg)
+        with self._lock:
+            if self._closed:
+                msg = "the tap is shutting down; no further requests"
+                raise AcumaticaAPIError(msg)
+            self._in_flight += 1
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            self.main_thread_sending = True
+        try:
+            return self._send_counted(url, authenticate=authenticate)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+            if main:
+                self.main_thread_sending = False
+                deferred, self.after_main_send = self.after_main_send, None
+                if deferred is not None:
+                    deferred()
+
+    def _send_counted(self, url: str, *, authenticate: bool) -> requests.Response:
         session = self._session()
         request = requests.Request("GET", url, auth=self.authenticator if authenticate else None)
         try:
@@ -377,7 +439,11 @@ def _hint(status: int, detail: str) -> str:
 
 def check_base_url(base_url: str) -> str:
     """Validate ``base_url``: https, or http for loopback hosts only."""
-    parts = urlsplit(base_url.strip())
+    try:
+        parts = urlsplit(base_url.strip())
+    except ValueError as exc:  # e.g. a broken IPv6 literal: "http://[::1"
+        msg = f"base_url {base_url!r} is not a valid URL ({exc})"
+        raise ConfigError(msg) from None
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         msg = f"base_url {base_url!r} must be an http(s) URL such as https://example.acumatica.com"
         raise ConfigError(msg)

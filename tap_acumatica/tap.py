@@ -7,7 +7,7 @@ import datetime as dt
 import sys
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
@@ -30,6 +30,9 @@ if sys.version_info >= (3, 12):
     from typing import override
 else:
     from typing_extensions import override
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 __version__ = "0.1.0"
 
@@ -68,41 +71,41 @@ EXTRACTION_SETTINGS: list[th.Property] = [
     ),
     th.Property(
         "page_size",
-        th.IntegerType,
+        th.IntegerType(minimum=2),
         default=1000,
         description="Records per request ($top). A time window that returns a full page is "
         "split and re-read; only records sharing one timestamp are paged.",
     ),
     th.Property(
         "max_concurrent_requests",
-        th.IntegerType,
+        th.IntegerType(minimum=1),
         default=2,
         description="Windows fetched in parallel. Keep it at or below the licence's "
         "'Maximum Number of Concurrent Web Services API Requests' (SM604000).",
     ),
     th.Property(
         "request_timeout",
-        th.IntegerType,
+        th.IntegerType(minimum=1),
         default=660,
         description="Seconds to wait for a response. Acumatica queues requests over the "
         "licence limit for up to 10 minutes without any signal, hence the generous default.",
     ),
     th.Property(
         "max_tries",
-        th.IntegerType,
+        th.IntegerType(minimum=1),
         default=8,
         description="Attempts per request on 429, 5xx, timeouts, dropped connections and "
         "truncated JSON (exponential backoff with jitter; Retry-After honoured).",
     ),
     th.Property(
         "backoff_base_seconds",
-        th.NumberType,
+        th.NumberType(minimum=0),
         default=1.0,
         description="First retry delay; it doubles per attempt (capped at 60 s), with jitter.",
     ),
     th.Property(
         "login_limit_wait_seconds",
-        th.IntegerType,
+        th.IntegerType(minimum=0),
         default=600,
         description="How long to keep retrying when Acumatica answers 'API Login Limit' "
         "(every API seat taken); unclosed sessions free their seat after 10 minutes. "
@@ -129,21 +132,21 @@ EXTRACTION_SETTINGS: list[th.Property] = [
     ),
     th.Property(
         "lookback_minutes",
-        th.IntegerType,
+        th.IntegerType(minimum=0),
         default=0,
         description="Re-read this many minutes before the bookmark on every run (covers "
         "transactions that commit long after they stamp their records).",
     ),
     th.Property(
         "safety_lag_seconds",
-        th.IntegerType,
+        th.IntegerType(minimum=0),
         default=300,
         description="Read only up to this many seconds before the sync started; newer changes "
         "are read on the next run, so a late-committing transaction is never skipped.",
     ),
     th.Property(
         "progress_interval_seconds",
-        th.IntegerType,
+        th.IntegerType(minimum=1),
         default=30,
         description="Seconds between progress log lines per stream (stderr).",
     ),
@@ -190,13 +193,18 @@ class TapAcumatica(Tap):
         return AcumaticaClient(
             check_base_url(str(config["base_url"])),
             self.authenticator,
-            timeout=float(config.get("request_timeout", 660)),
-            max_tries=int(config.get("max_tries", 8)),
-            backoff_base=float(config.get("backoff_base_seconds", 1.0)),
-            login_limit_wait=float(config.get("login_limit_wait_seconds", 600)),
+            timeout=float(self.setting("request_timeout", 660)),
+            max_tries=int(self.setting("max_tries", 8)),
+            backoff_base=float(self.setting("backoff_base_seconds", 1.0)),
+            login_limit_wait=float(self.setting("login_limit_wait_seconds", 600)),
             user_agent=config.get("user_agent"),
             branch=config.get("branch"),
         )
+
+    def setting(self, name: str, default: Any) -> Any:
+        """A setting's value, or ``default`` when it is absent or null."""
+        value = self.config.get(name)
+        return default if value is None else value
 
     @cached_property
     def pool(self) -> DaemonPool:
@@ -218,7 +226,7 @@ class TapAcumatica(Tap):
     @property
     def page_size(self) -> int:
         """``$top`` of every request."""
-        size = int(self.config.get("page_size", 1000))
+        size = int(self.setting("page_size", 1000))
         if size < 2:
             msg = "page_size must be at least 2"
             raise ConfigError(msg)
@@ -227,7 +235,7 @@ class TapAcumatica(Tap):
     @property
     def max_concurrent_requests(self) -> int:
         """Worker threads per stream."""
-        return max(1, int(self.config.get("max_concurrent_requests", 2)))
+        return max(1, int(self.setting("max_concurrent_requests", 2)))
 
     def sync_end_ms(self) -> int:
         """Upper bound of this stream's windows: now - safety lag, on the earlier clock.
@@ -239,19 +247,44 @@ class TapAcumatica(Tap):
         now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(
             seconds=min(0.0, self.client.server_skew or 0.0)
         )
-        lag = dt.timedelta(seconds=float(self.config.get("safety_lag_seconds", 300)))
+        lag = dt.timedelta(seconds=float(self.setting("safety_lag_seconds", 300)))
         return to_ms(now - lag)
 
     def close(self) -> None:
         """Stop all requests, then free the API seat (also run at process exit).
 
-        Closing the client first matters after SIGTERM/SIGINT: a worker thread still paging
-        would otherwise sign in again after the sign-out and hold a seat for 10 minutes.
+        Quiescing the client first matters after SIGTERM/SIGINT: a worker's GET still on the
+        wire would reach Acumatica after the logout with a still-valid bearer and open a new
+        session holding a seat for 10 minutes (API-FACTS §6). ``sign_out`` quiesces the
+        client too (it is registered with the authenticator), whoever calls it first.
         """
         if "client" in self.__dict__:
             self.client.close()
         if "authenticator" in self.__dict__:
             self.authenticator.sign_out()
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT: final STATE, stop new requests, exit ``128 + signum``.
+
+        singer-sdk exits 0 here, which an orchestrator would read as a complete sync. The
+        SystemExit unwinds the sync; the CLI's handler and the atexit hook then wait for the
+        requests in flight and sign out before the process ends with the signal's code.
+        """
+        client: AcumaticaClient | None = self.__dict__.get("client")
+        if client is not None:
+            client.stop_sending()
+            if client.main_thread_sending and client.after_main_send is None:
+                # Interrupting the main thread's GET would not stop Acumatica from answering
+                # it after the logout (opening a session): end once it is answered instead.
+                # A second signal meanwhile ends at once.
+                client.after_main_send = lambda: self._handle_termination(signum, frame)
+                return
+        try:
+            self._state_writer.write_state(self.state)
+        finally:
+            self.logger.info("Gracefully shutting down...")
+            sys.exit(128 + int(signum))
 
     # -- discovery --------------------------------------------------------------------------
 

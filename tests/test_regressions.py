@@ -1,0 +1,244 @@
+"""Regressions found by the chaos suite (docs/reliability.md "Findings")."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tap_acumatica import cli
+from tap_acumatica.errors import AcumaticaAPIError, AuthError
+from tap_acumatica.http import AcumaticaClient
+from tests._taprun import parse_messages, tap_config, write_json
+from tests.support import REPO, Sandbox
+
+GOOD = {
+    "base_url": "https://erp.example.com",
+    "auth_method": "cookie",
+    "username": "admin",
+    "password": "sbxpw-secret-password",
+}
+
+# -- 1. no API seat left open by a run stopped mid-request -------------------------------
+
+
+class _Gate(requests.auth.AuthBase):
+    """A stand-in authenticator recording the order of sends and the sign-out."""
+
+    def __init__(self) -> None:
+        self.hooks: list[Any] = []
+        self.events: list[str] = []
+
+    def before_sign_out(self, hook: Any) -> None:
+        self.hooks.append(hook)
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+    def sign_out(self) -> None:
+        for hook in self.hooks:
+            hook()
+        self.events.append("sign_out")
+
+
+def test_sign_out_waits_for_requests_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = _Gate()
+    client = AcumaticaClient("http://127.0.0.1:9", gate, max_tries=1)
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow_send(url: str, *, authenticate: bool) -> requests.Response:
+        started.set()
+        release.wait(5)
+        gate.events.append("answered")
+        response = requests.Response()
+        response.status_code = 200
+        response._content = b"[]"
+        return response
+
+    monkeypatch.setattr(client, "_send_counted", slow_send)
+    worker = threading.Thread(target=client.get_json, args=("/entity",))
+    worker.start()
+    assert started.wait(5)
+    assert client.in_flight == 1
+    threading.Timer(0.3, release.set).start()
+    gate.sign_out()
+    worker.join(5)
+    assert gate.events == ["answered", "sign_out"]  # the logout goes after the last answer
+    with pytest.raises(AcumaticaAPIError, match="shutting down"):
+        client.get_json("/entity")  # and nothing is sent after it
+
+
+def test_quiesce_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = AcumaticaClient("http://127.0.0.1:9", None)
+    client._in_flight = 1  # a request that never ends
+    began = time.monotonic()
+    assert client.quiesce(0.2) is False
+    assert time.monotonic() - began < 2
+
+
+def test_closing_authenticator_hands_out_no_credential(fresh: Sandbox) -> None:
+    from tap_acumatica import auth  # noqa: PLC0415
+
+    c = fresh.credentials()
+    a = auth.build_authenticator(
+        {
+            "base_url": fresh.url,
+            "auth_method": "cookie",
+            "username": c["username"],
+            "password": c["password"],
+            "tenant": c["tenant"],
+        }
+    )
+    a.sign_out()
+    request = requests.Request("GET", f"{fresh.url}/entity").prepare()
+    with pytest.raises(AuthError, match="signing out"):
+        a(request)
+    assert fresh.stats()["logins"] == 0
+
+
+@pytest.fixture
+def fresh(sandbox_factory: Any) -> Sandbox:
+    """A private sandbox."""
+    box: Sandbox = sandbox_factory("--records", "5")
+    return box
+
+
+def _signal_mid_sync(config_path: str, sig: int, errfile: Any) -> tuple[int, str, str]:
+    """Start a sync, send ``sig`` once records flow, return (exit code, stdout, stderr)."""
+    errfile.seek(0)
+    errfile.truncate()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tap_acumatica", "--config", config_path],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=errfile,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    seen = [proc.stdout.readline()]
+    while seen[-1] and '"RECORD"' not in seen[-1]:
+        seen.append(proc.stdout.readline())
+    assert seen[-1], "the tap ended before emitting a record"
+    time.sleep(0.2)  # let the workers put more GETs on the wire
+    proc.send_signal(sig)
+    out = "".join(seen) + proc.stdout.read()
+    proc.wait(timeout=60)
+    errfile.seek(0)
+    return proc.returncode, out, errfile.read()
+
+
+@pytest.mark.parametrize("auth_method", ["oauth_password", "cookie"])
+def test_signalled_run_leaves_no_api_seat_and_exits_128_plus_signum(
+    sandbox_factory: Any, tmp_path: Path, auth_method: str
+) -> None:
+    box = sandbox_factory(
+        "--records",
+        "100",
+        "--big-entity",
+        "SalesOrder",
+        "--big-records",
+        "4000",
+        "--latency-ms",
+        "300",
+        "--api-seats",
+        "4",
+    )
+    config = tap_config(box, entities=["SalesOrder"], page_size=100, max_concurrent_requests=4)
+    if auth_method == "oauth_password":
+        creds = box.credentials()
+        config.update(
+            auth_method="oauth_password",
+            client_id=creds["client_id"],
+            client_secret=creds["client_secret"],
+        )
+    path = write_json(config, tmp_path, "config.json")
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTERM):
+        with tempfile.TemporaryFile("w+") as errfile:
+            code, out, err = _signal_mid_sync(path, sig, errfile)
+        assert code == 128 + sig, err[-2000:]  # never 0: the sync is not complete
+        assert "Traceback" not in err
+        assert "Signed out of Acumatica" in err
+        assert "Gracefully shutting down" in err
+        # The SDK's final STATE is written only if it changed since the last one.
+        assert any(m["type"] == "STATE" for m in parse_messages(out))
+        time.sleep(1.0)  # a GET arriving after the logout would have opened a session by now
+        assert box.stats()["active_sessions"] == 0, err[-2000:]
+
+
+# -- 2. bad input: one clear line, never "unexpected error" -------------------------------
+
+
+def _run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as info:
+        cli.main(args)
+    code = info.value.code
+    return (code if isinstance(code, int) else 1), capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"base_url": "https://exa mple.com"},
+            "base_url 'https://exa mple.com' is not a valid URL",
+        ),
+        ({"base_url": "http://[::1"}, "base_url 'http://[::1' is not a valid URL"),
+        ({"base_url": "https://erp.example.com:port"}, "is not a valid URL"),
+        ({"start_date": "yesterday"}, "start_date 'yesterday' is not an ISO-8601 date-time"),
+        ({"start_date": "2024-13-45T00:00:00Z"}, "is not an ISO-8601 date-time"),
+        ({"request_timeout": -1}, "request_timeout: -1 is less than the minimum of 1"),
+        ({"request_timeout": 0}, "request_timeout: 0 is less than the minimum of 1"),
+        ({"page_size": 0}, "page_size: 0 is less than the minimum of 2"),
+        ({"max_concurrent_requests": 0}, "max_concurrent_requests: 0 is less than the minimum"),
+        ({"max_tries": -3}, "max_tries: -3 is less than the minimum of 1"),
+        ({"backoff_base_seconds": -1}, "backoff_base_seconds: -1 is less than the minimum"),
+        ({"login_limit_wait_seconds": -1}, "login_limit_wait_seconds: -1 is less than"),
+        ({"lookback_minutes": -10}, "lookback_minutes: -10 is less than the minimum of 0"),
+        ({"safety_lag_seconds": -60}, "safety_lag_seconds: -60 is less than the minimum of 0"),
+        ({"progress_interval_seconds": 0}, "progress_interval_seconds: 0 is less than"),
+        ({"login_timeout_seconds": 0}, "login_timeout_seconds: 0 is less than the minimum"),
+        (
+            {
+                "auth_method": "oauth_code",
+                "client_id": "x@Company",
+                "client_secret": "s",
+                "redirect_uri": "http://[::1/callback",
+            },
+            "redirect_uri 'http://[::1/callback' is not a valid URL",
+        ),
+    ],
+)
+def test_bad_setting_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, Any], expected: str
+) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**GOOD, **change}))
+    code, err = _run_cli(["--config", str(path)], capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("tap-acumatica: ")
+    assert "unexpected error" not in lines[0]
+    assert expected in lines[0]
+
+
+@pytest.mark.parametrize("name", ["max_tries", "request_timeout", "page_size", "lookback_minutes"])
+def test_null_numeric_setting_means_the_default(name: str) -> None:
+    from tap_acumatica.tap import TapAcumatica  # noqa: PLC0415
+
+    tap = TapAcumatica(config={**GOOD, name: None}, validate_config=False, setup_mapper=False)
+    assert tap.setting(name, 7) == 7
+    assert tap.client.max_tries >= 1
+    assert tap.page_size >= 2
