@@ -116,7 +116,29 @@ def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> Non
         msg = "invalid config: " + "; ".join(parts) + more
         raise ConfigError(msg)
     check_date_times(config, schema)
+    check_header_values(config)
     auth.validate_auth_config(config)
+
+
+#: Settings sent as HTTP header values (User-Agent; PX-CbApiBranch, API-FACTS §1).
+HEADER_SETTINGS = ("user_agent", "branch")
+
+
+def check_header_values(config: Mapping[str, Any]) -> None:
+    """Header settings must be sendable: no control characters, no leading space.
+
+    requests refuses such a header on the first request, far from the setting's name.
+    """
+    for name in HEADER_SETTINGS:
+        value = config.get(name)
+        if not isinstance(value, str):
+            continue
+        if value[:1].isspace() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            msg = (
+                f"{name} {value!r} cannot be sent as an HTTP header value: remove line "
+                "breaks, control characters and leading spaces"
+            )
+            raise ConfigError(msg)
 
 
 def check_date_times(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:

@@ -301,7 +301,11 @@ def read_pasted_url(
     if not line:
         msg = "no redirected URL was pasted; run --login again"
         raise AuthError(msg)
-    parsed = urllib.parse.urlsplit(line)
+    try:
+        parsed = urllib.parse.urlsplit(line)
+    except ValueError:  # e.g. a broken IPv6 literal
+        msg = "the pasted text is not the redirected URL; run --login again and paste it whole"
+        raise AuthError(msg) from None
     params = urllib.parse.parse_qs(parsed.query or line.lstrip("?"))
     return code_from_redirect(params, request.state)
 

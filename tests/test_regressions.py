@@ -209,6 +209,8 @@ def _run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
         ({"safety_lag_seconds": -60}, "safety_lag_seconds: -60 is less than the minimum of 0"),
         ({"progress_interval_seconds": 0}, "progress_interval_seconds: 0 is less than"),
         ({"login_timeout_seconds": 0}, "login_timeout_seconds: 0 is less than the minimum"),
+        ({"user_agent": "etl\nX-Injected: 1"}, "user_agent 'etl\\nX-Injected: 1' cannot be sent"),
+        ({"branch": " HQ"}, "branch ' HQ' cannot be sent as an HTTP header value"),
         (
             {
                 "auth_method": "oauth_code",
@@ -242,3 +244,18 @@ def test_null_numeric_setting_means_the_default(name: str) -> None:
     assert tap.setting(name, 7) == 7
     assert tap.client.max_tries >= 1
     assert tap.page_size >= 2
+
+
+def test_pasted_text_that_is_not_a_url(capsys: pytest.CaptureFixture[str]) -> None:
+    import io  # noqa: PLC0415
+
+    from tap_acumatica import codegrant  # noqa: PLC0415
+
+    request = codegrant.authorization_request(
+        base_url="https://erp.example.com",
+        client_id="x@Company",
+        redirect_uri="https://example.invalid/cb",
+        scope="api",
+    )
+    with pytest.raises(AuthError, match="not the redirected URL"):
+        codegrant.read_pasted_url(request, 1, io.StringIO("http://[::1?code=x\n"))
