@@ -105,7 +105,7 @@ def _settings() -> list[th.Property]:
         th.Property("locale", th.StringType, description="Locale for cookie sign-in (optional)."),
         th.Property(
             "login_timeout_seconds",
-            th.IntegerType(minimum=1),
+            th.IntegerType(minimum=1, maximum=86400),
             default=300,
             description="How long --login waits for the browser sign-in.",
         ),
@@ -210,6 +210,6 @@ def validate_auth_config(config: Mapping[str, Any], *, login: bool = False) -> N
             msg = "redirect_uri must use https:// unless it is a loopback address"
             raise ConfigError(msg)
     timeout = config.get("login_timeout_seconds", 300)
-    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0:
-        msg = "login_timeout_seconds must be a positive integer"
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 0 < timeout <= 86400:
+        msg = "login_timeout_seconds must be a whole number of seconds from 1 to 86400"
         raise ConfigError(msg)

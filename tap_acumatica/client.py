@@ -192,8 +192,7 @@ class AcumaticaStream(Stream):
         start = self.get_starting_timestamp(context) or DEFAULT_START
         state = self.get_context_state(context)
         previous = state.get("replication_key_value")
-        lookback = dt.timedelta(minutes=float(config.get("lookback_minutes") or 0))
-        begin = to_ms(start - lookback)
+        begin = to_ms(_minus_lookback(start, float(config.get("lookback_minutes") or 0)))
         end = self.acumatica.sync_end_ms()
         if end <= begin:
             self.logger.info("%s: nothing to read before %s", self.name, iso_utc(end))
@@ -319,6 +318,15 @@ class AcumaticaStream(Stream):
         state["replication_key"] = self.replication_key
         state["replication_key_value"] = iso_utc(end_ms)
         self.acumatica.state_writer.write_state(self.tap_state)
+
+
+def _minus_lookback(start: dt.datetime, minutes: float) -> dt.datetime:
+    """``start - lookback``, never before :data:`DEFAULT_START` because of the look-back."""
+    floor = min(start, DEFAULT_START)
+    try:
+        return max(start - dt.timedelta(minutes=max(0.0, minutes)), floor)
+    except OverflowError:  # a look-back of millennia: read from the beginning
+        return floor
 
 
 def _dominant_stamp(rows: list[dict[str, Any]], key: str) -> int | None:

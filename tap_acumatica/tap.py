@@ -15,7 +15,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 
 from tap_acumatica import streams
 from tap_acumatica.auth import AUTH_SETTINGS, AcumaticaAuthenticator, build_authenticator
-from tap_acumatica.client import AcumaticaStream
+from tap_acumatica.client import DEFAULT_START, AcumaticaStream
 from tap_acumatica.discovery import (
     ApiDocument,
     choose_endpoint_version,
@@ -78,14 +78,14 @@ EXTRACTION_SETTINGS: list[th.Property] = [
     ),
     th.Property(
         "max_concurrent_requests",
-        th.IntegerType(minimum=1),
+        th.IntegerType(minimum=1, maximum=100),
         default=2,
         description="Windows fetched in parallel. Keep it at or below the licence's "
         "'Maximum Number of Concurrent Web Services API Requests' (SM604000).",
     ),
     th.Property(
         "request_timeout",
-        th.IntegerType(minimum=1),
+        th.IntegerType(minimum=1, maximum=86400),
         default=660,
         description="Seconds to wait for a response. Acumatica queues requests over the "
         "licence limit for up to 10 minutes without any signal, hence the generous default.",
@@ -247,8 +247,11 @@ class TapAcumatica(Tap):
         now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(
             seconds=min(0.0, self.client.server_skew or 0.0)
         )
-        lag = dt.timedelta(seconds=float(self.setting("safety_lag_seconds", 300)))
-        return to_ms(now - lag)
+        try:
+            lag = dt.timedelta(seconds=float(self.setting("safety_lag_seconds", 300)))
+            return to_ms(now - lag)
+        except OverflowError:  # a lag of millennia: nothing is old enough to read yet
+            return to_ms(DEFAULT_START)
 
     def close(self) -> None:
         """Stop all requests, then free the API seat (also run at process exit).

@@ -209,6 +209,9 @@ def _run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
         ({"safety_lag_seconds": -60}, "safety_lag_seconds: -60 is less than the minimum of 0"),
         ({"progress_interval_seconds": 0}, "progress_interval_seconds: 0 is less than"),
         ({"login_timeout_seconds": 0}, "login_timeout_seconds: 0 is less than the minimum"),
+        ({"request_timeout": 10**12}, "request_timeout: 1000000000000 is greater than the maximum"),
+        ({"max_concurrent_requests": 10**6}, "max_concurrent_requests: 1000000 is greater than"),
+        ({"login_timeout_seconds": 10**12}, "login_timeout_seconds: 1000000000000 is greater"),
         ({"user_agent": "etl\nX-Injected: 1"}, "user_agent 'etl\\nX-Injected: 1' cannot be sent"),
         ({"branch": " HQ"}, "branch ' HQ' cannot be sent as an HTTP header value"),
         (
@@ -259,3 +262,25 @@ def test_pasted_text_that_is_not_a_url(capsys: pytest.CaptureFixture[str]) -> No
     )
     with pytest.raises(AuthError, match="not the redirected URL"):
         codegrant.read_pasted_url(request, 1, io.StringIO("http://[::1?code=x\n"))
+
+
+def test_lookback_never_starts_after_the_bookmark_nor_overflows() -> None:
+    import datetime as dt  # noqa: PLC0415
+
+    from tap_acumatica.client import DEFAULT_START, _minus_lookback  # noqa: PLC0415
+
+    mark = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
+    assert _minus_lookback(mark, 0) == mark
+    assert _minus_lookback(mark, 60) == mark - dt.timedelta(hours=1)
+    assert _minus_lookback(mark, -60) == mark  # never after the bookmark (records skipped)
+    assert _minus_lookback(mark, 1e15) == DEFAULT_START  # no OverflowError
+    early = dt.datetime(1800, 1, 1, tzinfo=dt.timezone.utc)
+    assert _minus_lookback(early, 10) == early  # an early start_date is honoured
+
+
+def test_login_timeout_is_bounded_for_login_too() -> None:
+    from tap_acumatica.authconfig import validate_auth_config  # noqa: PLC0415
+    from tap_acumatica.errors import ConfigError  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match="from 1 to 86400"):
+        validate_auth_config({**GOOD, "login_timeout_seconds": 10**12})
