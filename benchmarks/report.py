@@ -251,7 +251,7 @@ def render(results: dict[str, Any], *, command: str, notes: str = "") -> str:
         "Children run with bytecode caching on (`PYTHONPYCACHEPREFIX` under "
         "`benchmarks/results/`), as an installed package would; the sandbox uses "
         "`--seed 1` and a tie burst of 10% of the big entity (at most 3,000 records).",
-        f"Command line of this run: `{' '.join(sys.argv)}`.",
+        f"Command line of this run: `python -m benchmarks {' '.join(sys.argv[1:])}`.",
         "",
     ]
     return "\n".join(lines)

@@ -38,8 +38,8 @@ class Sizes:
 
 FULL = Sizes(flat=100_000, nested=20_000, rounds=3, p2_records=20_000, p2_rounds=2,
              p3_records=2000, p4=(10_000, 100_000, 1_000_000))  # fmt: skip
-QUICK = Sizes(flat=8000, nested=2000, rounds=1, p2_records=2000, p2_rounds=1,
-              p3_records=300, p4=(10_000, 20_000), p2_levels=(1, 4))  # fmt: skip
+QUICK = Sizes(flat=6000, nested=1500, rounds=1, p2_records=1500, p2_rounds=1,
+              p3_records=200, p4=(5000, 15_000), p2_levels=(1, 4))  # fmt: skip
 TINY = Sizes(flat=1200, nested=300, rounds=1, p2_records=300, p2_rounds=1,
              p3_records=100, p4=(1500,), nested_p1=False, p2_levels=(1, 2))  # fmt: skip
 
