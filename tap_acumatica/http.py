@@ -185,9 +185,12 @@ class AcumaticaClient:
         return self._in_flight
 
     def stop_sending(self) -> None:
-        """Refuse new requests from now on (those in flight go on)."""
-        with self._lock:
-            self._closed = True
+        """Refuse new requests from now on (those in flight go on).
+
+        Lock-free: it runs in a signal handler, which may interrupt the main thread while
+        it holds ``_lock`` (not reentrant). A send that races past it is counted in flight.
+        """
+        self._closed = True
 
     def quiesce(self, wait: float = QUIESCE_SECONDS) -> bool:
         """Refuse new requests, then wait up to ``wait`` s for those in flight; True if none left.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import datetime as dt
+import signal
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -23,7 +26,7 @@ from tap_acumatica.discovery import (
 )
 from tap_acumatica.errors import ConfigError
 from tap_acumatica.extract import DaemonPool
-from tap_acumatica.http import AcumaticaClient, check_base_url
+from tap_acumatica.http import QUIESCE_SECONDS, AcumaticaClient, check_base_url
 from tap_acumatica.windows import to_ms
 
 if sys.version_info >= (3, 12):
@@ -174,6 +177,8 @@ class TapAcumatica(Tap):
     message_writer_class = MsgSpecWriter
     config_files: ClassVar[tuple[str, ...]] = ()
     config_jsonschema = _settings().to_dict()
+    _terminating = False
+    _deferred: threading.Timer | None = None
 
     # -- collaborators (built lazily: no network I/O in the constructor) --------------------
 
@@ -274,15 +279,24 @@ class TapAcumatica(Tap):
         SystemExit unwinds the sync; the CLI's handler and the atexit hook then wait for the
         requests in flight and sign out before the process ends with the signal's code.
         """
+        if self._terminating:
+            return  # already ending: a second signal must not cut the sign-out short
         client: AcumaticaClient | None = self.__dict__.get("client")
         if client is not None:
             client.stop_sending()
-            if client.main_thread_sending and client.after_main_send is None:
+            if client.main_thread_sending and self._deferred is None:
                 # Interrupting the main thread's GET would not stop Acumatica from answering
-                # it after the logout (opening a session): end once it is answered instead.
-                # A second signal meanwhile ends at once.
+                # it after the logout (opening a session): end once it is answered, or after
+                # QUIESCE_SECONDS, whichever comes first.
+                timer = threading.Timer(QUIESCE_SECONDS, _resignal, (signum,))
+                timer.daemon = True
+                self._deferred = timer
                 client.after_main_send = lambda: self._handle_termination(signum, frame)
+                timer.start()
                 return
+        if self._deferred is not None:
+            self._deferred.cancel()
+        self._terminating = True
         try:
             self._state_writer.write_state(self.state)
         finally:
@@ -383,6 +397,15 @@ class TapAcumatica(Tap):
                 raise ConfigError(msg)
             chosen.setdefault(view, {})[field] = ftype
         return chosen
+
+
+def _resignal(signum: int) -> None:
+    """Deliver ``signum`` to the main thread again, interrupting a blocking socket read."""
+    ident = threading.main_thread().ident
+    if hasattr(signal, "pthread_kill") and ident is not None:
+        signal.pthread_kill(ident, signum)
+    else:  # Windows: handled once the main thread runs Python code again
+        _thread.interrupt_main(signal.Signals(signum))
 
 
 def _describe(entity: str, title: str, rkey: str | None, keys: Sequence[str]) -> str:

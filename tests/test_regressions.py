@@ -239,11 +239,66 @@ def test_bad_setting_is_one_clear_line(
     assert expected in lines[0]
 
 
-@pytest.mark.parametrize("name", ["max_tries", "request_timeout", "page_size", "lookback_minutes"])
-def test_null_numeric_setting_means_the_default(name: str) -> None:
+@pytest.fixture
+def own_signals() -> Any:
+    """Restore pytest's SIGINT/SIGTERM handlers after a tap installed its own."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def _tap(**config: Any) -> Any:
     from tap_acumatica.tap import TapAcumatica  # noqa: PLC0415
 
-    tap = TapAcumatica(config={**GOOD, name: None}, validate_config=False, setup_mapper=False)
+    return TapAcumatica(config={**GOOD, **config}, validate_config=False, setup_mapper=False)
+
+
+class _MainSending:
+    """A client whose main thread is waiting for an answer."""
+
+    main_thread_sending = True
+    after_main_send: Any = None
+    stopped = False
+
+    def stop_sending(self) -> None:
+        self.stopped = True
+
+
+@pytest.mark.usefixtures("own_signals")
+def test_signal_during_a_main_thread_get_waits_for_its_answer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tap = _tap()
+    client = _MainSending()
+    tap.__dict__["client"] = client
+    tap._handle_termination(signal.SIGTERM, None)  # deferred: no exit yet
+    assert client.stopped
+    assert client.after_main_send is not None
+    with pytest.raises(SystemExit) as info:
+        client.after_main_send()  # the GET was answered: now end
+    assert info.value.code == 143
+    tap._handle_termination(signal.SIGINT, None)  # a second signal while ending: ignored
+    assert '"STATE"' in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("own_signals")
+def test_deferred_signal_ends_after_a_bounded_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tap_acumatica import tap as tap_module  # noqa: PLC0415
+
+    monkeypatch.setattr(tap_module, "QUIESCE_SECONDS", 0.2)
+    tap = _tap()
+    tap.__dict__["client"] = _MainSending()  # an answer that never comes
+    tap._handle_termination(signal.SIGINT, None)
+    with pytest.raises(SystemExit) as info:
+        time.sleep(5)  # the timer re-raises the signal in the main thread after 0.2 s
+    assert info.value.code == 130
+
+
+@pytest.mark.usefixtures("own_signals")
+@pytest.mark.parametrize("name", ["max_tries", "request_timeout", "page_size", "lookback_minutes"])
+def test_null_numeric_setting_means_the_default(name: str) -> None:
+    tap = _tap(**{name: None})
     assert tap.setting(name, 7) == 7
     assert tap.client.max_tries >= 1
     assert tap.page_size >= 2
