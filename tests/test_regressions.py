@@ -10,13 +10,15 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import requests
 
-from tap_acumatica import cli
+from tap_acumatica import auth, cli
 from tap_acumatica.errors import AcumaticaAPIError, AuthError
 from tap_acumatica.http import AcumaticaClient
 from tests._taprun import parse_messages, tap_config, write_json
@@ -181,7 +183,9 @@ def test_signalled_run_leaves_no_api_seat_and_exits_128_plus_signum(
 
 
 def _run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as info:
+    # The CLI's safety net signs out every authenticator of the process; taps that other
+    # in-process tests left alive would log to streams pytest has closed since.
+    with mock.patch.object(auth, "_LIVE", weakref.WeakSet()), pytest.raises(SystemExit) as info:
         cli.main(args)
     code = info.value.code
     return (code if isinstance(code, int) else 1), capsys.readouterr().err
