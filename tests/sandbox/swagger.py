@@ -217,7 +217,6 @@ class _Doc:
                     "description": "The record to send.",
                     "content": {"application/json": content, "text/json": content},
                     "required": True,
-                    "x-bodyName": bname,
                 }
             else:
                 out.setdefault("parameters", []).append(
