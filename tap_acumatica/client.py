@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -290,9 +291,8 @@ class AcumaticaStream(Stream):
         requests = 1
         if len(rows) >= size:
             if window.splittable:
-                return WindowResult(
-                    window, full=True, tie=_dominant_stamp(rows, self.replication_key)
-                )
+                tie, median = _page_stamps(rows, self.replication_key)
+                return WindowResult(window, full=True, tie=tie, median=median)
             # A tie burst: more than a page of records share one stamp, nothing can split it.
             self.logger.info(
                 "%s: more than %d records changed at %s; paging them", self.name, size, window
@@ -329,18 +329,19 @@ def _minus_lookback(start: dt.datetime, minutes: float) -> dt.datetime:
         return floor
 
 
-def _dominant_stamp(rows: list[dict[str, Any]], key: str) -> int | None:
-    """The stamp (ms) shared by at least half of a full page, if any: a tie burst."""
-    counts: dict[int, int] = {}
+def _page_stamps(rows: list[dict[str, Any]], key: str) -> tuple[int | None, int | None]:
+    """A full page's tie (the stamp, in ms, shared by at least half of it) and median stamp."""
+    stamps: list[int] = []
     for row in rows:
         value = unwrap(row.get(key))
         ms = parse_ms(value) if isinstance(value, str) else None
         if ms is not None:
-            counts[ms] = counts.get(ms, 0) + 1
-    if not counts:
-        return None
-    stamp, count = max(counts.items(), key=lambda kv: kv[1])
-    return stamp if count * 2 >= len(rows) else None
+            stamps.append(ms)
+    if not stamps:
+        return None, None
+    stamp, count = Counter(stamps).most_common(1)[0]
+    stamps.sort()
+    return (stamp if count * 2 >= len(rows) else None), stamps[len(stamps) // 2]
 
 
 def _is_member(prop: Mapping[str, Any]) -> bool:

@@ -28,6 +28,7 @@ class WindowResult:
     full: bool = False  # came back full: split and re-read
     requests: int = 1
     tie: int | None = None  # a full window's dominant stamp (ms): isolate it, don't bisect
+    median: int | None = None  # a full window's median stamp (ms): cut there, not blind
 
 
 class DaemonPool:
@@ -126,7 +127,10 @@ def fetch_in_order(
                 if result.tie is None:  # a burst explains the full page; density is unknown
                     planner.observe(slot.window, len(result.records), full=result.full)
                 if result.full:
-                    slots[index : index + 1] = _recut(slot.window, result.tie)
+                    recut = _recut(slot.window, result.tie, result.median)
+                    slots[index : index + 1] = recut
+                    if result.tie is None and recut[0].window.end < slot.window.end:
+                        planner.aim(recut[0].window.width)  # cut at the median: aim there
                 else:
                     slot.observed = True
             # Only checked, non-full results leave, strictly in order: the completed prefix.
@@ -140,12 +144,19 @@ def fetch_in_order(
                 slot.future.cancel()
 
 
-def _recut(window: Window, tie: int | None) -> list[_Slot]:
+def _recut(window: Window, tie: int | None, median: int | None = None) -> list[_Slot]:
     """A full window becomes a region again; a dominant stamp gets a 1 ms window of its own.
 
     Bisecting down to a tie burst from a wide window would cost one full (wasted) request per
     halving, about 40 for a range of decades; the returned page shows the stamp directly.
+    Without a tie, the region is cut at the page's median stamp: the page is a sample of the
+    window in key order, not change order (API-FACTS §4), so about half of the window's
+    records lie before it, wherever in a range of decades they are. Halving the *time* range
+    instead would cost one wasted full page per halving until it reached the data.
     """
+    if tie is None and median is not None and window.start < median < window.end:
+        halves = (Window(window.start, median), Window(median, window.end))
+        return [_Slot(half, region=True) for half in halves]
     if tie is None or not window.start <= tie < window.end or window.width <= PRECISION_MS:
         return [_Slot(window, region=True)]
     parts = [

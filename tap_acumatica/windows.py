@@ -79,20 +79,32 @@ class Window:
 class WindowPlanner:
     """Sizes windows from the observed density of change stamps.
 
-    The aim is ``target`` records per window (half a page), so most windows cost one request
-    and few come back full. The first window is the whole range, so a small entity costs a
-    single request; after a full window the width halves, after an empty one it grows 4x,
-    otherwise it becomes ``width * target / count`` (at most 4x the last width).
+    The aim is ``target`` records per window (0.8 of a page), so most windows cost one
+    request and few come back full. The first window is the whole range, so a small entity
+    costs a single request; after a full window the width shrinks to where that page's own
+    stamps say half of the window's records lie (or halves, without such a hint), after an
+    empty one it grows 4x, otherwise it becomes ``width * target / count`` (at most 4x).
     """
 
     def __init__(self, *, page_size: int, initial_width: int) -> None:
         """Plan for pages of ``page_size`` records, starting ``initial_width`` ms wide."""
-        self.target = max(1, page_size // 2)
+        self.target = max(1, page_size * 4 // 5)
         self.width = max(PRECISION_MS, initial_width)
 
     def cut(self, start: int, end: int) -> Window:
-        """The next window at the start of the region ``[start, end)``."""
-        return Window(start, min(end, start + self.width))
+        """The next window at the start of the region ``[start, end)``.
+
+        A remainder narrower than a quarter of the width joins this window: a sliver of its
+        own would cost one more request for a handful of records.
+        """
+        stop = start + self.width
+        if end - stop < self.width // 4:
+            stop = end
+        return Window(start, stop)
+
+    def aim(self, width: int) -> None:
+        """Use ``width`` ms next: a full page showed where half of its window's records lie."""
+        self.width = max(PRECISION_MS, width)
 
     def observe(self, window: Window, count: int, *, full: bool) -> None:
         """Adapt the width to a window's result (a tie burst says nothing about density)."""
