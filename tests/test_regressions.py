@@ -117,7 +117,7 @@ def fresh(sandbox_factory: Any) -> Sandbox:
 
 
 def _signal_mid_sync(config_path: str, sig: int, errfile: Any) -> tuple[int, str, str]:
-    """Start a sync, send ``sig`` once records flow, return (exit code, stdout, stderr)."""
+    """Start a sync, send ``sig`` once a window is committed; return (exit code, stdout, stderr)."""
     errfile.seek(0)
     errfile.truncate()
     proc = subprocess.Popen(
@@ -130,9 +130,14 @@ def _signal_mid_sync(config_path: str, sig: int, errfile: Any) -> tuple[int, str
     )
     assert proc.stdout is not None
     seen = [proc.stdout.readline()]
+    # Signal once a window is committed (records, then its STATE): the first window's records
+    # can take a while to leave while the workers decode the next pages (the GIL), and a
+    # signal before any commit rightly leaves no bookmark to write.
     while seen[-1] and '"RECORD"' not in seen[-1]:
         seen.append(proc.stdout.readline())
-    assert seen[-1], "the tap ended before emitting a record"
+    while seen[-1] and '"STATE"' not in seen[-1]:
+        seen.append(proc.stdout.readline())
+    assert seen[-1], "the tap ended before committing a window"
     time.sleep(0.2)  # let the workers put more GETs on the wire
     proc.send_signal(sig)
     out = "".join(seen) + proc.stdout.read()
@@ -173,8 +178,9 @@ def test_signalled_run_leaves_no_api_seat_and_exits_128_plus_signum(
         assert "Traceback" not in err
         assert "Signed out of Acumatica" in err
         assert "Gracefully shutting down" in err
-        # The SDK's final STATE is written only if it changed since the last one.
-        assert any(m["type"] == "STATE" for m in parse_messages(out))
+        # A committed window leaves a resumable bookmark, and the output is whole Singer lines.
+        states = [m["value"] for m in parse_messages(out) if m["type"] == "STATE"]
+        assert states[-1]["bookmarks"]["SalesOrder"]["replication_key_value"] >= "2000"
         time.sleep(1.0)  # a GET arriving after the logout would have opened a session by now
         assert box.stats()["active_sessions"] == 0, err[-2000:]
 
