@@ -291,8 +291,8 @@ class AcumaticaStream(Stream):
         requests = 1
         if len(rows) >= size:
             if window.splittable:
-                tie, median = _page_stamps(rows, self.replication_key)
-                return WindowResult(window, full=True, tie=tie, median=median)
+                tie, sample = _page_stamps(rows, self.replication_key)
+                return WindowResult(window, full=True, tie=tie, sample=sample)
             # A tie burst: more than a page of records share one stamp, nothing can split it.
             self.logger.info(
                 "%s: more than %d records changed at %s; paging them", self.name, size, window
@@ -329,8 +329,8 @@ def _minus_lookback(start: dt.datetime, minutes: float) -> dt.datetime:
         return floor
 
 
-def _page_stamps(rows: list[dict[str, Any]], key: str) -> tuple[int | None, int | None]:
-    """A full page's tie (the stamp, in ms, shared by at least half of it) and median stamp."""
+def _page_stamps(rows: list[dict[str, Any]], key: str) -> tuple[int | None, tuple[int, ...]]:
+    """A full page's tie (the stamp, in ms, shared by half of it, if any) and sorted stamps."""
     stamps: list[int] = []
     for row in rows:
         value = unwrap(row.get(key))
@@ -338,10 +338,10 @@ def _page_stamps(rows: list[dict[str, Any]], key: str) -> tuple[int | None, int 
         if ms is not None:
             stamps.append(ms)
     if not stamps:
-        return None, None
+        return None, ()
     stamp, count = Counter(stamps).most_common(1)[0]
     stamps.sort()
-    return (stamp if count * 2 >= len(rows) else None), stamps[len(stamps) // 2]
+    return (stamp if count * 2 >= len(rows) else None), tuple(stamps)
 
 
 def _is_member(prop: Mapping[str, Any]) -> bool:

@@ -28,7 +28,7 @@ class WindowResult:
     full: bool = False  # came back full: split and re-read
     requests: int = 1
     tie: int | None = None  # a full window's dominant stamp (ms): isolate it, don't bisect
-    median: int | None = None  # a full window's median stamp (ms): cut there, not blind
+    sample: tuple[int, ...] = ()  # a full window's page stamps (ms), sorted: where to cut
 
 
 class DaemonPool:
@@ -92,6 +92,7 @@ class _Slot:
     region: bool = False
     future: Future[WindowResult] | None = None
     observed: bool = False
+    hinted: bool = False  # cut where a full page's stamps put ``target`` records
 
 
 def fetch_in_order(
@@ -124,13 +125,12 @@ def fetch_in_order(
                 if slot.future is None or slot.observed or not slot.future.done():
                     continue
                 result = slot.future.result()
-                if result.tie is None:  # a burst explains the full page; density is unknown
+                # A burst explains its full page, and a hinted window's width is not a density
+                # (it may start decades before its first record): neither says how wide to cut.
+                if result.tie is None and not (slot.hinted and not result.full):
                     planner.observe(slot.window, len(result.records), full=result.full)
                 if result.full:
-                    recut = _recut(slot.window, result.tie, result.median)
-                    slots[index : index + 1] = recut
-                    if result.tie is None and recut[0].window.end < slot.window.end:
-                        planner.aim(recut[0].window.width)  # cut at the median: aim there
+                    slots[index : index + 1] = _recut(slot, result, planner)
                 else:
                     slot.observed = True
             # Only checked, non-full results leave, strictly in order: the completed prefix.
@@ -144,27 +144,48 @@ def fetch_in_order(
                 slot.future.cancel()
 
 
-def _recut(window: Window, tie: int | None, median: int | None = None) -> list[_Slot]:
-    """A full window becomes a region again; a dominant stamp gets a 1 ms window of its own.
+def _recut(slot: _Slot, result: WindowResult, planner: WindowPlanner) -> list[_Slot]:
+    """Cut a full window again where its page's stamps say, so no re-read is blind.
 
-    Bisecting down to a tie burst from a wide window would cost one full (wasted) request per
-    halving, about 40 for a range of decades; the returned page shows the stamp directly.
-    Without a tie, the region is cut at the page's median stamp: the page is a sample of the
-    window in key order, not change order (API-FACTS §4), so about half of the window's
-    records lie before it, wherever in a range of decades they are. Halving the *time* range
-    instead would cost one wasted full page per halving until it reached the data.
+    The page is a sample of the window in key order, not change order (API-FACTS §4):
+    - a dominant stamp (a tie burst) gets a 1 ms window of its own; bisecting down to it from
+      a wide window would cost one wasted full page per halving, about 40 for decades;
+    - over a measured density a full window is noise or a busy spell: cut at the page's
+      median stamp, which halves its records whatever their order;
+    - while the density is unknown (the first window spans decades), the next window ends at
+      the page's ``target/2``-th stamp and is followed by windows as wide as the page's stamps
+      are dense. Keys follow creation and most records change soon after, so the lowest keys
+      hold the oldest stamps, wherever in the range they lie;
+    - if that hinted window is full too, the keys say little about the stamps: cut at an
+      eighth of its page, which divides the records by about eight per wasted page.
     """
-    if tie is None and median is not None and window.start < median < window.end:
-        halves = (Window(window.start, median), Window(median, window.end))
-        return [_Slot(half, region=True) for half in halves]
-    if tie is None or not window.start <= tie < window.end or window.width <= PRECISION_MS:
-        return [_Slot(window, region=True)]
-    parts = [
-        _Slot(Window(window.start, tie), region=True),
-        _Slot(Window(tie, tie + PRECISION_MS)),
-        _Slot(Window(tie + PRECISION_MS, window.end), region=True),
+    window, tie, sample = slot.window, result.tie, result.sample
+    if tie is not None and window.start <= tie < window.end and window.splittable:
+        parts = [
+            _Slot(Window(window.start, tie), region=True),
+            _Slot(Window(tie, tie + PRECISION_MS)),
+            _Slot(Window(tie + PRECISION_MS, window.end), region=True),
+        ]
+        return [p for p in parts if p.window.width > 0]
+    inside = [s for s in sample if window.start <= s < window.end]
+    if planner.measured and len(inside) > 1:
+        # Over a measured density, a full window is noise or a busy spell: halve its records.
+        median = inside[len(inside) // 2]
+        if window.start < median < window.end:
+            return [_Slot(Window(window.start, median)), _Slot(Window(median, window.end))]
+    # First the page's target/2-th stamp; once that failed, an eighth of the page per cut.
+    rank = len(inside) // 8 if slot.hinted else planner.target // 2
+    if 0 < rank < len(inside) and window.start < inside[rank] < window.end:
+        cut = inside[rank]
+        planner.aim(cut - (window.start if slot.hinted else inside[0]))
+        first = _Slot(Window(window.start, cut), hinted=True)
+        return [first, _Slot(Window(cut, window.end), region=True)]
+    # No usable stamps on the page: halve the time range (always progress: width >= 2 ms).
+    middle = window.start + window.width // 2
+    return [
+        _Slot(Window(window.start, middle), region=True),
+        _Slot(Window(middle, window.end), region=True),
     ]
-    return [p for p in parts if p.window.width > 0]
 
 
 def _submit(
@@ -184,6 +205,10 @@ def _submit(
         slot = slots[index]
         if slot.region:
             if planned >= ahead and index > 0:  # the head is always cut: no stall
+                break
+            if running and not planner.measured:
+                # A width guessed from a full page, not measured yet: a second window cut from
+                # it would likely come back full too, a wasted page. Wait for the first result.
                 break
             window = planner.cut(slot.window.start, slot.window.end)
             rest = Window(window.end, slot.window.end)

@@ -15,6 +15,7 @@ that detect any shift.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,20 +77,47 @@ class Window:
         return f"[{iso_utc(self.start)}, {iso_utc(self.end)})"
 
 
+#: Margin, in standard deviations, between a window's expected records and a full page.
+MARGIN_SIGMAS = 2.5
+
+
+def target_records(page_size: int) -> int:
+    """Records to aim a window at: as many as fit, with a margin for counting noise.
+
+    The records in a window of a given width vary like a Poisson count (sigma = sqrt(n)), and
+    the width comes from an estimate as noisy, so the aim ``t`` leaves ``MARGIN_SIGMAS`` of
+    that noise below a full page: ``t + k * sqrt(t) <= page_size`` (913 of 1,000, 75 of 100).
+    A full window costs its page plus two re-reads, so the margin is cheaper than the misses.
+    """
+    k = MARGIN_SIGMAS * 1.15  # Poisson noise and the estimate's, pooled over ~3 windows
+    root = (-k + math.sqrt(k * k + 4 * page_size)) / 2
+    return max(1, min(page_size - 1, int(root * root)))
+
+
 class WindowPlanner:
     """Sizes windows from the observed density of change stamps.
 
-    The aim is ``target`` records per window (0.8 of a page), so most windows cost one
-    request and few come back full. The first window is the whole range, so a small entity
-    costs a single request; after a full window the width shrinks to where that page's own
-    stamps say half of the window's records lie (or halves, without such a hint), after an
-    empty one it grows 4x, otherwise it becomes ``width * target / count`` (at most 4x).
+    The aim is ``target`` records per window (:func:`target_records`), so most windows cost
+    one request and few come back full. The first window is the whole range, so a small
+    entity costs a single request. The width is ``target`` over the density of the last few
+    windows (their records over their widths, so one window's noise does not swing it); an
+    empty window makes it 8x wider, a handful of records at most 4x. A full window is re-cut
+    where its page's stamps say (``extract._recut``), which then :meth:`aim` s the width.
     """
+
+    #: How many recent windows the density estimate pools.
+    HISTORY = 3
 
     def __init__(self, *, page_size: int, initial_width: int) -> None:
         """Plan for pages of ``page_size`` records, starting ``initial_width`` ms wide."""
-        self.target = max(1, page_size * 4 // 5)
+        self.target = target_records(page_size)
         self.width = max(PRECISION_MS, initial_width)
+        self._seen: list[tuple[int, int]] = []  # (records, width) of recent windows
+
+    @property
+    def measured(self) -> bool:
+        """True when the width comes from records counted in windows, not from a guess."""
+        return bool(self._seen)
 
     def cut(self, start: int, end: int) -> Window:
         """The next window at the start of the region ``[start, end)``.
@@ -103,21 +131,31 @@ class WindowPlanner:
         return Window(start, stop)
 
     def aim(self, width: int) -> None:
-        """Use ``width`` ms next: a full page showed where half of its window's records lie."""
+        """Use ``width`` ms next: a full page's stamps showed how dense its records are."""
         self.width = max(PRECISION_MS, width)
+        self._seen.clear()
 
     def observe(self, window: Window, count: int, *, full: bool) -> None:
         """Adapt the width to a window's result (a tie burst says nothing about density)."""
         if window.width <= PRECISION_MS and (full or count >= self.target):
             return
         if full:
-            self.width = max(PRECISION_MS, min(self.width, window.width // 2))
+            if not self._seen:  # a guess was wrong; a measured density stays (noise)
+                self.width = max(PRECISION_MS, min(self.width, window.width // 2))
             return
         if count == 0:
-            grown = max(self.width, window.width * 4)
-        else:
-            grown = min(window.width * self.target // count, window.width * 4)
-        self.width = max(PRECISION_MS, grown)
+            # Quiet time (often the tail up to the sync start): 8x wider each time, one at a
+            # time (unmeasured), so a quiet year costs two or three empty requests, not ten.
+            self.width = max(PRECISION_MS, self.width, window.width) * 8
+            self._seen.clear()
+            return
+        self._seen = [*self._seen[-(self.HISTORY - 1) :], (count, window.width)]
+        records = sum(c for c, _ in self._seen)
+        width = sum(w for _, w in self._seen)
+        estimate = width * self.target // records
+        if records < self.target // 4:  # too few records to trust: grow at most 4x
+            estimate = min(estimate, window.width * 4)
+        self.width = max(PRECISION_MS, estimate)
 
 
 def page_consistently(
