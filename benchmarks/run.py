@@ -34,14 +34,19 @@ class Sizes:
     p4: tuple[int, ...]
     nested_p1: bool = True  # also run P1 on SalesOrder with Details
     p2_levels: tuple[int, ...] = (1, 2, 4)
+    #: P2 again at this page size (latency-bound: ten times the requests), 0 to skip.
+    p2_small_page: int = 100
+    p2_small_rounds: int = 1
 
 
 FULL = Sizes(flat=100_000, nested=20_000, rounds=3, p2_records=20_000, p2_rounds=2,
              p3_records=2000, p4=(10_000, 100_000, 1_000_000))  # fmt: skip
 QUICK = Sizes(flat=6000, nested=1500, rounds=1, p2_records=1500, p2_rounds=1,
-              p3_records=200, p4=(5000, 15_000), p2_levels=(1, 4))  # fmt: skip
+              p3_records=200, p4=(5000, 15_000), p2_levels=(1, 4),
+              p2_small_page=0)  # fmt: skip
 TINY = Sizes(flat=1200, nested=300, rounds=1, p2_records=300, p2_rounds=1,
-             p3_records=100, p4=(1500,), nested_p1=False, p2_levels=(1, 2))  # fmt: skip
+             p3_records=100, p4=(1500,), nested_p1=False, p2_levels=(1, 2),
+             p2_small_page=0)  # fmt: skip
 
 
 def log(message: str) -> None:
@@ -66,6 +71,15 @@ def run(sizes: Sizes, parts: set[str], latency_ms: int) -> dict[str, Any]:
         results["p2"] = scenarios.p2(
             sizes.p2_records, latency_ms, list(sizes.p2_levels), sizes.p2_rounds, log
         )
+        if sizes.p2_small_page:
+            results["p2_small"] = scenarios.p2(
+                sizes.p2_records,
+                latency_ms,
+                list(sizes.p2_levels),
+                sizes.p2_small_rounds,
+                log,
+                page_size=sizes.p2_small_page,
+            )
     if "p3" in parts:
         log("P3: requests")
         results["p3"] = {
@@ -113,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(sizes, parts, args.latency_ms)
     if args.include:
         earlier = json.loads(Path(args.include).read_text(encoding="utf-8"))
-        for part in ("p1", "p2", "p3", "p4"):
+        for part in ("p1", "p2", "p2_small", "p3", "p4"):
             if part not in results and part in earlier:
                 results[part] = earlier[part]
                 results.setdefault("included", []).append(

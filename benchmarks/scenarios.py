@@ -223,7 +223,9 @@ def p1(entity: str, n: int, expand: list[str], rounds: int, log: Log) -> dict[st
 # -- P2 ---------------------------------------------------------------------------------------
 
 
-def p2(n: int, latency_ms: int, levels: list[int], rounds: int, log: Log) -> dict[str, Any]:
+def p2(
+    n: int, latency_ms: int, levels: list[int], rounds: int, log: Log, page_size: int = PAGE_SIZE
+) -> dict[str, Any]:
     """Wall clock of a latency-bound SalesOrder backfill at several max_concurrent_requests."""
     args = big_sandbox_args(
         "SalesOrder", n, "--latency-ms", str(latency_ms), "--max-concurrent", "4"
@@ -234,7 +236,13 @@ def p2(n: int, latency_ms: int, levels: list[int], rounds: int, log: Log) -> dic
         expand = {"SalesOrder": ["Details"]}
         cfgs = {
             c: write_json(
-                tap_config(sbx, ["SalesOrder"], expand=expand, max_concurrent_requests=c),
+                tap_config(
+                    sbx,
+                    ["SalesOrder"],
+                    expand=expand,
+                    max_concurrent_requests=c,
+                    page_size=page_size,
+                ),
                 d,
                 f"tap{c}.json",
             )
@@ -253,7 +261,8 @@ def p2(n: int, latency_ms: int, levels: list[int], rounds: int, log: Log) -> dic
                 m.extra["requests"] = request_counts(before, after)
                 m.extra["max_in_flight"] = after.get("max_in_flight")
                 runs[c].append(m)
-                log(f"  P2 round {r + 1}/{rounds} max_concurrent_requests={c}: {m.wall:.2f} s")
+                log(f"  P2 page_size {page_size} round {r + 1}/{rounds} "
+                    f"max_concurrent_requests={c}: {m.wall:.2f} s")  # fmt: skip
     rows = []
     for c in levels:
         data = [split_requests(m.extra["requests"], ["SalesOrder"])[0].get("SalesOrder", 0)
@@ -269,7 +278,14 @@ def p2(n: int, latency_ms: int, levels: list[int], rounds: int, log: Log) -> dic
     for row in rows:
         row["speedup"] = base["wall_s"] / row["wall_s"]
         row["sync_speedup"] = base["sync_s"] / row["sync_s"]
-    return {"records": expected, "latency_ms": latency_ms, "license_cores": 4, "rows": rows}
+    return {
+        "records": expected,
+        "latency_ms": latency_ms,
+        "license_cores": 4,
+        "page_size": page_size,
+        "rounds": rounds,
+        "rows": rows,
+    }
 
 
 # -- P3 ---------------------------------------------------------------------------------------
