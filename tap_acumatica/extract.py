@@ -2,7 +2,8 @@
 
 Up to ``workers`` windows are in flight at once (``max_concurrent_requests``; Acumatica's
 licence caps concurrent API requests, API-FACTS §6). A window that comes back full is replaced in
-place by its two halves, so the order of the range is kept; the caller emits each window's
+place by narrower windows cut where its page's stamps say (:func:`_recut`), so the order of the
+range is kept; the caller emits each window's
 records only when every earlier window is done, so a STATE written after a window covers the
 completed prefix and nothing else.
 """
