@@ -96,6 +96,21 @@ class _Slot:
     hinted: bool = False  # cut where a full page's stamps put ``target`` records
 
 
+#: Records each worker may have planned ahead of the head window (fetched or held).
+AHEAD_RECORDS_PER_WORKER = 4000
+
+
+def planned_ahead(planner: WindowPlanner, workers: int) -> int:
+    """How many windows may be planned at once: a bound on records held, not on windows.
+
+    While the head window is slow (a tie burst paged page after page, a retried request),
+    the other workers go on fetching the windows after it, until this many are planned; their
+    records wait in memory. Counting records keeps that memory the same for any page size
+    (four pages per worker at 1,000) and keeps small pages from stalling the workers.
+    """
+    return max(4, workers * AHEAD_RECORDS_PER_WORKER // max(1, planner.target))
+
+
 def fetch_in_order(
     planner: WindowPlanner,
     start: int,
@@ -114,7 +129,7 @@ def fetch_in_order(
     their keep-alive sessions) outlive the call; work still queued when it ends is cancelled.
     """
     slots: list[_Slot] = [_Slot(Window(start, end), region=True)] if end > start else []
-    ahead = max_ahead or max(4, workers * 4)
+    ahead = max_ahead or planned_ahead(planner, workers)
     try:
         while slots:
             _submit(slots, planner, pool, fetch, workers=workers, ahead=ahead)

@@ -132,6 +132,42 @@ def test_fetch_in_order_is_complete_and_ordered(workers: int) -> None:
     assert requests[0] < 400
 
 
+def test_a_slow_head_window_does_not_stall_the_other_workers() -> None:
+    # A tie burst paged page after page holds the head window for a long time; the other
+    # workers must go on fetching the windows after it (their records wait in memory, up to
+    # a bound in records), or a latency-bound backfill waits in series behind it.
+    span = 10_000_000
+    rng = random.Random(3)
+    data = sorted(rng.randrange(span) for _ in range(3000))
+    page = 50
+    lock = threading.Lock()
+    after_slow: list[Window] = []
+    released = threading.Event()
+    slow: list[Window] = []
+    held_until_released: list[bool] = []
+
+    def fetch(window: Window) -> WindowResult:
+        rows = [{"id": f"r{i}"} for i, s in enumerate(data) if window.start <= s < window.end]
+        with lock:
+            if not slow and window.start >= span // 2 and window.width < span // 50:
+                slow.append(window)
+            elif slow and window.start > slow[0].start:
+                after_slow.append(window)
+                if len(after_slow) >= 20:
+                    released.set()
+        if slow and window is slow[0]:
+            held_until_released.append(released.wait(timeout=5))
+        if len(rows) >= page and window.splittable:
+            stamps = tuple(sorted(s for s in data if window.start <= s < window.end)[:page])
+            return WindowResult(window, full=True, sample=stamps)
+        return WindowResult(window, rows)
+
+    planner = WindowPlanner(page_size=page, initial_width=span)
+    results = list(fetch_in_order(planner, 0, span, fetch, pool=DaemonPool(3, "t"), workers=3))
+    assert held_until_released == [True]  # 20 later windows came back while it was held
+    assert sum(len(r.records) for r in results) == len(data)
+
+
 def test_tie_hint_isolates_the_burst() -> None:
     span = 2**40
     tie = span // 3
