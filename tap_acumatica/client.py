@@ -7,15 +7,25 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_acumatica.errors import AcumaticaAPIError
 from tap_acumatica.extract import WindowResult, fetch_in_order
 from tap_acumatica.progress import Progress
-from tap_acumatica.records import Plan, build_plan, parse_ms, transform, unwrap
+from tap_acumatica.records import (
+    Converter,
+    Plan,
+    build_plan,
+    page_decoder,
+    parse_ms,
+    transform,
+    unwrap,
+)
 from tap_acumatica.windows import (
     Window,
     WindowPlanner,
@@ -166,26 +176,33 @@ class AcumaticaStream(Stream):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _get(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    @cached_property
+    def _page_decoder(self) -> tuple[msgspec.json.Decoder[Any], Converter]:
+        return page_decoder(self.plan, self.name)
+
+    def _records(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """One list GET, as Singer records (decoded straight into typed structs)."""
         if self._stop.is_set():
             msg = f"{self.name}: sync interrupted"
             raise AcumaticaAPIError(msg)
-        rows = self.acumatica.client.get_json(self.path, params, stream=self.name)
+        decoder, convert = self._page_decoder
+        rows = self.acumatica.client.get_json(self.path, params, stream=self.name, decoder=decoder)
         if not isinstance(rows, list):
             msg = f"{self.name}: GET {self.path} returned {type(rows).__name__}, not a JSON array"
             raise AcumaticaAPIError(msg)
-        return rows
+        if rows and not isinstance(rows[0], msgspec.Struct):  # another shape: plain JSON
+            plan = self.plan
+            return [transform(row, plan) for row in rows]
+        return [convert(row) for row in rows]
 
     def _full_table(self) -> Iterator[dict[str, Any]]:
         base = self.query_options()
         size = self.acumatica.page_size
-        plan = self.plan
-        for row in page_consistently(
-            lambda skip, top: self._get({**base, "$top": top, "$skip": skip or None}),
+        yield from page_consistently(
+            lambda skip, top: self._records({**base, "$top": top, "$skip": skip or None}),
             page_size=size,
             what=f"{self.name} records",
-        ):
-            yield transform(row, plan)
+        )
 
     def _incremental(self, context: Context | None) -> Iterator[dict[str, Any]]:
         assert self.replication_key is not None
@@ -199,7 +216,7 @@ class AcumaticaStream(Stream):
             self.logger.info("%s: nothing to read before %s", self.name, iso_utc(end))
             return
         page_size = self.acumatica.page_size
-        _ = self.plan  # compiled once here, before worker threads use it
+        _ = self._page_decoder  # compiled once here, before worker threads use it
         planner = WindowPlanner(page_size=page_size, initial_width=end - begin)
         progress = Progress(
             self.logger,
@@ -287,7 +304,7 @@ class AcumaticaStream(Stream):
         assert self.replication_key is not None
         size = self.acumatica.page_size
         params = {**base, "$filter": window.filter(self.replication_key), "$top": size}
-        rows = self._get(params)
+        rows = self._records(params)
         requests = 1
         if len(rows) >= size:
             if window.splittable:
@@ -301,7 +318,7 @@ class AcumaticaStream(Stream):
 
             def page(skip: int, top: int) -> list[dict[str, Any]]:
                 counter[0] += 1
-                return self._get({**params, "$top": top, "$skip": skip or None})
+                return self._records({**params, "$top": top, "$skip": skip or None})
 
             rows = list(
                 page_consistently(
@@ -309,8 +326,7 @@ class AcumaticaStream(Stream):
                 )
             )
             requests += counter[0]
-        plan = self.plan
-        return WindowResult(window, [transform(r, plan) for r in rows], requests=requests)
+        return WindowResult(window, rows, requests=requests)
 
     def _commit(self, context: Context | None, end_ms: int) -> None:
         """Bookmark = window end, then a STATE message: the completed prefix is durable."""

@@ -235,9 +235,16 @@ class AcumaticaClient:
         *,
         stream: str | None = None,
         authenticate: bool = True,
+        decoder: msgspec.json.Decoder[Any] | None = None,
     ) -> Any:
-        """GET ``path`` and decode the JSON body, retrying what can be retried."""
-        return self._get(path, params or {}, stream=stream, authenticate=authenticate)[0]
+        """GET ``path`` and decode the JSON body, retrying what can be retried.
+
+        ``decoder`` decodes into typed structs; a body of another shape is decoded as plain
+        JSON instead, so the caller gets dicts and lists and decides what to do with them.
+        """
+        return self._get(
+            path, params or {}, stream=stream, authenticate=authenticate, decoder=decoder
+        )[0]
 
     def get_bytes(
         self,
@@ -258,6 +265,7 @@ class AcumaticaClient:
         stream: str | None,
         authenticate: bool,
         raw: bool = False,
+        decoder: msgspec.json.Decoder[Any] | None = None,
     ) -> tuple[Any, bytes]:
         query = encode_query(params)
         url = self.url(path) + (f"?{query}" if query else "")
@@ -283,7 +291,9 @@ class AcumaticaClient:
                 if raw:
                     return None, body
                 try:
-                    return _DECODER.decode(body), body
+                    return (decoder or _DECODER).decode(body), body
+                except msgspec.ValidationError:
+                    return _DECODER.decode(body), body  # valid JSON, another shape: as is
                 except msgspec.DecodeError as exc:
                     # A truncated body (dropped connection mid-stream) decodes badly: retry.
                     raise _Retry(f"undecodable JSON ({exc})") from exc

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
+
+import msgspec
 
 #: Plan node kinds.
 _VALUE, _DATETIME, _OBJECT, _ARRAY, _CUSTOM, _RAW = range(6)
@@ -94,6 +97,76 @@ def transform(raw: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+class _Wrapped(msgspec.Struct, gc=False):
+    """A field's ``{"value": x}`` wrapper (API-FACTS §3); ``{}`` decodes as ``value=None``."""
+
+    value: Any = None
+
+
+Converter = Callable[[Any], dict[str, Any]]
+_LIST: Any = list  # list[T] of a type built at run time
+
+
+def page_decoder(plan: Plan, name: str) -> tuple[msgspec.json.Decoder[Any], Converter]:
+    """A decoder of one list page straight into typed structs, and their converter to records.
+
+    Decoding into ``msgspec.Struct`` types built from the plan instead of plain dicts skips
+    every member the catalog does not want (``_links``, ``rowNumber``, deselected fields) while
+    parsing, and is cheaper to free: decode + transform + free take about 60% of the CPU of the
+    dict path (docs/performance.md). A page of another shape raises ``msgspec.ValidationError``;
+    the caller then decodes it as plain JSON and uses :func:`transform`, which takes anything.
+    """
+    page_type = _LIST[_struct_type(plan, name)]
+    return msgspec.json.Decoder(page_type, float_hook=Decimal), _converter(plan)
+
+
+def _struct_type(plan: Plan, name: str) -> Any:
+    # Attributes are f0, f1, … renamed to the JSON names (Acumatica's need not be identifiers);
+    # the converter reads them by position, in plan order.
+    fields: list[tuple[str, Any, Any]] = []
+    for i, (field, (kind, sub)) in enumerate(plan.items()):
+        typ: Any = Any
+        if kind in (_VALUE, _DATETIME) and field != "id":
+            typ = _Wrapped | None | msgspec.UnsetType
+        elif kind == _OBJECT:
+            typ = _struct_type(sub, f"{name}_{field}") | None | msgspec.UnsetType
+        elif kind == _ARRAY:
+            typ = _LIST[_struct_type(sub, f"{name}_{field}")] | None | msgspec.UnsetType
+        fields.append((f"f{i}", typ, msgspec.UNSET))
+    rename = {f"f{i}": field for i, field in enumerate(plan)}
+    return msgspec.defstruct(f"_{name}", fields, rename=rename, gc=False)
+
+
+def _converter(plan: Plan) -> Converter:
+    """``transform`` for structs of :func:`_struct_type`: the same output, field for field."""
+    steps = [
+        (name, kind, _converter(sub) if kind in (_OBJECT, _ARRAY) else None, sub)
+        for name, (kind, sub) in plan.items()
+    ]
+    astuple, unset, wrapped = msgspec.structs.astuple, msgspec.UNSET, _Wrapped
+
+    def convert(obj: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for (name, kind, nested, sub), value in zip(steps, astuple(obj), strict=True):
+            if value is unset:
+                continue
+            if kind == _VALUE:
+                out[name] = value.value if type(value) is wrapped else value
+            elif kind == _DATETIME:
+                out[name] = None if value is None else to_utc(value.value)
+            elif kind == _OBJECT:
+                out[name] = None if value is None else nested(value)  # type: ignore[misc]
+            elif kind == _ARRAY:
+                out[name] = None if value is None else [nested(v) for v in value]  # type: ignore[misc]
+            elif kind == _CUSTOM:
+                out[name] = _custom(value, sub)
+            else:
+                out[name] = value
+        return out
+
+    return convert
 
 
 def unwrap(value: Any) -> Any:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import msgspec
 import pytest
 import requests
 
@@ -144,6 +145,20 @@ def test_decimals_stay_exact(stub: Any) -> None:
     rows = c.get_json("/x")
     assert str(rows[0]["Amount"]["value"]) == "0.1"
     assert str(rows[1]["Amount"]["value"]) == "12345678901234.56789"
+
+
+def test_typed_decoder_falls_back_to_plain_json_for_another_shape(stub: Any) -> None:
+    class Row(msgspec.Struct):
+        Amount: int
+
+    s = stub(_json(200, [{"Amount": 3}]), _json(200, [{"Amount": "three"}]), _json(200, {"x": 1}))
+    c, sleeps = client(s.url)
+    decoder = msgspec.json.Decoder(list[Row])
+    assert c.get_json("/x", decoder=decoder) == [Row(Amount=3)]
+    assert c.get_json("/x", decoder=decoder) == [{"Amount": "three"}]  # no retry: valid JSON
+    assert c.get_json("/x", decoder=decoder) == {"x": 1}
+    assert sleeps == []
+    assert len(s.requests) == 3
 
 
 def test_fatal_error_names_stream_path_query_status_and_message(stub: Any) -> None:
