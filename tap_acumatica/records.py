@@ -196,10 +196,27 @@ def to_utc(value: Any) -> Any:
     """An Acumatica date-time string (any offset, up to 7 fraction digits) → UTC ISO-8601.
 
     API-FACTS §3: the server picks the offset (the sandbox serves America/New_York), so the
-    offset is applied, never dropped. An offset-less value is taken as UTC.
+    offset is applied, never dropped. An offset-less value is taken as UTC. Results are
+    remembered (a bounded table): dates repeat across records — order dates at midnight,
+    details' ship dates, one stamp for a whole import — and parsing is the dearest step.
     """
     if not isinstance(value, str):
         return value
+    known = _UTC_SEEN.get(value)
+    if known is not None:
+        return known
+    result = _to_utc(value)
+    if len(_UTC_SEEN) >= _UTC_SEEN_MAX:
+        _UTC_SEEN.clear()
+    _UTC_SEEN[value] = result
+    return result
+
+
+_UTC_SEEN: dict[str, str] = {}
+_UTC_SEEN_MAX = 10_000
+
+
+def _to_utc(value: str) -> str:
     # Fast path for the usual "YYYY-MM-DDThh:mm:ss[.f][±hh:mm]": the C parser (Python ≥ 3.11
     # takes 7 fraction digits and "Z"; 3.10 raises ValueError and falls through).
     if len(value) >= 19 and value[10] == "T" and value[4] == "-":

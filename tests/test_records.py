@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from tap_acumatica import records
 from tap_acumatica.discovery import ApiDocument
 from tap_acumatica.errors import ConfigError
 from tap_acumatica.records import build_plan, page_decoder, transform
@@ -132,3 +133,13 @@ def test_typed_and_plain_paths_agree_on_acumatica_examples(real_openapi_path: st
         assert typed == plain, path.name
         typed_pages += 1
     assert typed_pages >= 8  # the check ran on real pages, not on none
+
+
+def test_utc_conversion_is_remembered_within_a_bound() -> None:
+    first = records.to_utc("2024-03-10T01:30:00-05:00")
+    assert records.to_utc("2024-03-10T01:30:00-05:00") is first  # remembered
+    assert first == "2024-03-10T06:30:00.000000+00:00"
+    for i in range(records._UTC_SEEN_MAX + 10):
+        assert records.to_utc(f"2024-01-01T00:00:{i % 60:02}.{i:07}+02:00").endswith("+00:00")
+    assert len(records._UTC_SEEN) <= records._UTC_SEEN_MAX
+    assert records.to_utc("2024-08-15T16:03:27.513-04:00") == "2024-08-15T20:03:27.513000+00:00"
