@@ -24,7 +24,6 @@ from tap_acumatica.records import (
     page_decoder,
     parse_ms,
     transform,
-    unwrap,
 )
 from tap_acumatica.windows import (
     Window,
@@ -349,7 +348,7 @@ def _page_stamps(rows: list[dict[str, Any]], key: str) -> tuple[int | None, tupl
     """A full page's tie (the stamp, in ms, shared by half of it, if any) and sorted stamps."""
     stamps: list[int] = []
     for row in rows:
-        value = unwrap(row.get(key))
+        value = row.get(key)  # a record's value: unwrapped, in UTC
         ms = parse_ms(value) if isinstance(value, str) else None
         if ms is not None:
             stamps.append(ms)

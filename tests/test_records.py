@@ -91,6 +91,44 @@ def test_typed_and_plain_paths_agree_on_every_shape() -> None:
     assert typed[3] == {"id": "g4"}  # absent members stay absent, as on the plain path
 
 
+def test_transform_unwraps_and_normalises() -> None:
+    schema = SCHEMA
+    raw = {
+        "id": "g1",
+        "rowNumber": 3,
+        "note": {"value": "hello"},
+        "OrderNbr": {"value": "SO1"},
+        "Total": {},
+        "LastModified": {"value": "2024-01-01T10:00:00.5-05:00"},
+        "Unknown": {"value": 1},
+        "Details": [
+            {
+                "id": "d1",
+                "rowNumber": 1,
+                "Qty": {"value": 2.5},
+                "ShipOn": {"value": "2024-01-02T00:00:00-05:00"},
+                "_links": {"files:put": "/x"},
+                "custom": {},
+            }
+        ],
+        "Address": {"id": "a", "City": {"value": "Paris"}, "custom": {}},
+        "custom": {"Document": {"UsrX": {"type": "CustomStringField", "value": "v"}}},
+        "_links": {"self": "/x"},
+    }
+    out = transform(raw, build_plan(schema))
+    assert both(schema, msgspec.json.encode([raw])) == ([out], [out])  # typed path alike
+    assert out == {
+        "id": "g1",
+        "OrderNbr": "SO1",
+        "Total": None,
+        "LastModified": "2024-01-01T15:00:00.500000+00:00",
+        "note": "hello",
+        "Details": [{"id": "d1", "Qty": 2.5, "ShipOn": "2024-01-02T05:00:00.000000+00:00"}],
+        "Address": {"City": "Paris"},
+        "custom": {"Document": {"UsrX": "v"}},
+    }
+
+
 def test_a_page_of_another_shape_is_refused_by_the_typed_decoder() -> None:
     decoder, _ = page_decoder(build_plan(SCHEMA), "T")
     for body in (b'[{"OrderNbr": "SO1"}]', b'[{"Details": {"id": "x"}}]', b'{"id": "x"}'):

@@ -13,7 +13,7 @@ import pytest
 from tap_acumatica.errors import AcumaticaAPIError
 from tap_acumatica.extract import DaemonPool, WindowResult, fetch_in_order
 from tap_acumatica.http import encode_query
-from tap_acumatica.records import build_plan, parse_ms, to_utc, transform
+from tap_acumatica.records import parse_ms, to_utc
 from tap_acumatica.windows import (
     DAY_MS,
     Window,
@@ -257,75 +257,6 @@ def test_page_consistently_gives_up_loudly() -> None:
     source = ShrinkingList(3000, 9, 150)
     with pytest.raises(AcumaticaAPIError, match="kept shifting"):
         list(page_consistently(source.page, page_size=100, max_restarts=2))
-
-
-def test_transform_unwraps_and_normalises() -> None:
-    schema = {
-        "properties": {
-            "id": {"type": "string"},
-            "OrderNbr": {"type": ["string", "null"]},
-            "Total": {"type": ["number", "null"]},
-            "LastModified": {"type": ["string", "null"], "format": "date-time"},
-            "note": {"type": ["string", "null"]},
-            "Details": {
-                "type": ["array", "null"],
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": ["string", "null"]},
-                        "Qty": {"type": ["number", "null"]},
-                        "ShipOn": {"type": ["string", "null"], "format": "date-time"},
-                    },
-                },
-            },
-            "Address": {
-                "type": ["object", "null"],
-                "properties": {"City": {"type": ["string", "null"]}},
-            },
-            "custom": {
-                "type": ["object", "null"],
-                "properties": {
-                    "Document": {
-                        "type": ["object", "null"],
-                        "properties": {"UsrX": {"type": ["string", "null"]}},
-                    }
-                },
-            },
-        }
-    }
-    raw = {
-        "id": "g1",
-        "rowNumber": 3,
-        "note": {"value": "hello"},
-        "OrderNbr": {"value": "SO1"},
-        "Total": {},
-        "LastModified": {"value": "2024-01-01T10:00:00.5-05:00"},
-        "Unknown": {"value": 1},
-        "Details": [
-            {
-                "id": "d1",
-                "rowNumber": 1,
-                "Qty": {"value": 2.5},
-                "ShipOn": {"value": "2024-01-02T00:00:00-05:00"},
-                "_links": {"files:put": "/x"},
-                "custom": {},
-            }
-        ],
-        "Address": {"id": "a", "City": {"value": "Paris"}, "custom": {}},
-        "custom": {"Document": {"UsrX": {"type": "CustomStringField", "value": "v"}}},
-        "_links": {"self": "/x"},
-    }
-    out = transform(raw, build_plan(schema))
-    assert out == {
-        "id": "g1",
-        "OrderNbr": "SO1",
-        "Total": None,
-        "LastModified": "2024-01-01T15:00:00.500000+00:00",
-        "note": "hello",
-        "Details": [{"id": "d1", "Qty": 2.5, "ShipOn": "2024-01-02T05:00:00.000000+00:00"}],
-        "Address": {"City": "Paris"},
-        "custom": {"Document": {"UsrX": "v"}},
-    }
 
 
 def test_encode_query_keeps_dollar_and_commas() -> None:
