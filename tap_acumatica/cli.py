@@ -1,21 +1,24 @@
 """The ``tap-acumatica`` command: redaction first, one-line errors, ``--login``, then the SDK CLI.
 
 singer-sdk ≥ 0.48 merges the ``--config`` files into a dict and never tells the tap their
-paths (SINGER-SDK-NOTES §7), so this wrapper records them in ``TapAcumatica.config_files``
-for the token store's config write-back before the SDK runs.
+paths, so this wrapper records them in ``TapAcumatica.config_files`` for the token store's
+config write-back before the SDK runs. It reads the config itself first, so that a bad file or
+value gets one line naming it and every secret is registered for redaction before any log.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from tap_acumatica import auth, redact
+from tap_acumatica import redact, settings
+from tap_acumatica.auth.base import sign_out_all, signed_out_at_exit
+from tap_acumatica.auth.config import validate_auth_config
 from tap_acumatica.errors import ConfigError, TapAcumaticaError
+from tap_acumatica.stamps import parse_datetime
 
 logger = logging.getLogger("tap_acumatica.cli")
 ENV_PREFIX = "TAP_ACUMATICA_"
@@ -36,43 +39,15 @@ def config_paths(args: Sequence[str]) -> list[str]:
     return paths
 
 
-def _schema() -> dict[str, Any]:
-    try:
-        from tap_acumatica.tap import TapAcumatica  # noqa: PLC0415 - heavy, and optional here
-    except ImportError:
-        from singer_sdk import typing as th  # noqa: PLC0415
-
-        schema = th.PropertiesList(
-            th.Property("base_url", th.StringType, required=True), *auth.AUTH_SETTINGS
-        ).to_dict()
-        return dict(schema)
-    return dict(TapAcumatica.config_jsonschema)
-
-
 def _env_config(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings from ``TAP_ACUMATICA_<SETTING>`` variables (``--config ENV``)."""
-    result: dict[str, Any] = {}
-    for name, prop in (schema.get("properties") or {}).items():
-        raw = os.environ.get(ENV_PREFIX + name.upper())
-        if raw is None:
-            continue
-        types = prop.get("type") or "string"
-        types = types if isinstance(types, list) else [types]
-        value: Any = raw
-        if "boolean" in types:
-            value = raw.strip().lower() in ("1", "true", "yes", "on")
-        elif "integer" in types:
-            try:
-                value = int(raw)
-            except ValueError:
-                value = raw
-        elif "object" in types or "array" in types:
-            try:
-                value = json.loads(raw)
-            except ValueError:
-                value = raw
-        result[name] = value
-    return result
+    """Settings from ``TAP_ACUMATICA_<SETTING>`` variables (``--config ENV``), the SDK's way."""
+    from tap_acumatica import sdk  # noqa: PLC0415 - imports singer_sdk (slow); ENV only
+
+    try:
+        return sdk.env_config(schema, ENV_PREFIX)
+    except ValueError as exc:
+        msg = f"a {ENV_PREFIX}* variable has a value of the wrong type ({exc})"
+        raise ConfigError(msg) from None
 
 
 def load_config(paths: Sequence[str], schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,10 +92,10 @@ def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> Non
         raise ConfigError(msg)
     check_date_times(config, schema)
     check_header_values(config)
-    auth.validate_auth_config(config)
+    validate_auth_config(config)
 
 
-#: Settings sent as HTTP header values (User-Agent; PX-CbApiBranch, API-FACTS §1).
+#: Settings sent as HTTP header values (User-Agent; PX-CbApiBranch, docs/acumatica-api.md §1).
 HEADER_SETTINGS = ("user_agent", "branch")
 
 
@@ -147,36 +122,30 @@ def check_date_times(config: Mapping[str, Any], schema: Mapping[str, Any]) -> No
     The schema validator does not check ``format``; a bad value would otherwise fail deep in
     the sync with a bare ValueError.
     """
-    from singer_sdk.helpers._compat import datetime_fromisoformat  # noqa: PLC0415
-
     for name, prop in (schema.get("properties") or {}).items():
         value = config.get(name)
         if prop.get("format") != "date-time" or not isinstance(value, str):
             continue
-        try:
-            datetime_fromisoformat(value)
-        except ValueError as exc:
-            msg = (
-                f"{name} {value!r} is not an ISO-8601 date-time ({exc}); "
-                "use e.g. 2024-01-31T00:00:00Z"
-            )
-            raise ConfigError(msg) from None
+        if parse_datetime(value) is None:
+            msg = f"{name} {value!r} is not an ISO-8601 date-time; use e.g. 2024-01-31T00:00:00Z"
+            raise ConfigError(msg)
 
 
 def login(paths: Sequence[str]) -> None:
     """``--login``: run the authorization-code grant, store the tokens, sign out."""
-    from tap_acumatica.grants import CodeGrantAuthenticator  # noqa: PLC0415
+    from tap_acumatica.auth.factory import build_authenticator  # noqa: PLC0415
+    from tap_acumatica.auth.grants import CodeGrantAuthenticator  # noqa: PLC0415
 
     if not [p for p in paths if p]:
         msg = "--login needs --config (the file with base_url, client_id, client_secret, ...)"
         raise ConfigError(msg)
-    schema = _schema() if "ENV" in paths else {}  # the schema only types ENV values
+    schema = settings.config_schema() if "ENV" in paths else {}  # it only types ENV values
     config = load_config(paths, schema)
-    redact.register_config(config, auth.SECRET_KEYS)
-    auth.validate_auth_config(config, login=True)
-    authenticator = auth.build_authenticator(config, config_files=paths)
+    redact.register_config(config, settings.SECRET_KEYS)
+    validate_auth_config(config, login=True)
+    authenticator = build_authenticator(config, config_files=paths)
     assert isinstance(authenticator, CodeGrantAuthenticator)
-    with auth.signed_out_at_exit(authenticator):
+    with signed_out_at_exit(authenticator):
         authenticator.login()
 
 
@@ -190,9 +159,9 @@ def run(args: list[str]) -> None:
 
     TapAcumatica.config_files = tuple(paths)
     if paths and not any(a in _NO_CONFIG_FLAGS or a.startswith("--about") for a in args):
-        schema = _schema()
+        schema = settings.config_schema()
         config = load_config(paths, schema)
-        redact.register_config(config, auth.SECRET_KEYS)
+        redact.register_config(config, settings.SECRET_KEYS)
         validate_config(config, schema)
     command = TapAcumatica.cli  # sets up console logging: cover the new handlers too
     redact.install()
@@ -214,17 +183,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         run(args)
     except TapAcumaticaError as exc:
-        auth.sign_out_all()
+        sign_out_all()
         fail(str(exc))
     except SystemExit:
-        auth.sign_out_all()
+        sign_out_all()
         raise
     except KeyboardInterrupt:
-        auth.sign_out_all()
+        sign_out_all()
         sys.stderr.write("tap-acumatica: interrupted\n")
         sys.exit(130)
     except Exception as exc:
         logger.debug("Unexpected error", exc_info=True)
-        auth.sign_out_all()
+        sign_out_all()
         fail(f"unexpected error ({type(exc).__name__}: {exc}); rerun with LOGLEVEL=DEBUG")
-    auth.sign_out_all()
+    sign_out_all()

@@ -31,8 +31,9 @@ from typing import Any
 
 import requests
 
-from tap_acumatica import auth
-from tap_acumatica.tokenstore import StoredTokens, TokenSet, TokenStore, fingerprint, sha256
+from tap_acumatica.auth import factory as auth
+from tap_acumatica.auth.config import tenant_of
+from tap_acumatica.auth.tokenstore import StoredTokens, TokenSet, TokenStore, fingerprint, sha256
 
 ENTITY = "/entity/Default/24.200.001/Customer"
 
@@ -46,7 +47,7 @@ def main(argv: list[str]) -> int:
     fp = fingerprint(
         cfg["client_id"],
         cfg["base_url"].strip().rstrip("/"),
-        auth.tenant_of({"client_id": cfg["client_id"]}),
+        tenant_of({"client_id": cfg["client_id"]}),
     )
     session = requests.Session()
 

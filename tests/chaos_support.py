@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tap_acumatica.records import parse_ms
+from tap_acumatica.stamps import parse_ms
 from tests.support import REPO, Sandbox
 
 FULL = os.environ.get("CHAOS_FULL", "") not in ("", "0")

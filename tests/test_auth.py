@@ -15,9 +15,13 @@ from typing import Any
 import pytest
 import requests
 
-from tap_acumatica import auth, codegrant, grants, oauth, redact
+from tap_acumatica import redact
+from tap_acumatica.auth import browser as codegrant
+from tap_acumatica.auth import factory as auth
+from tap_acumatica.auth import grants, oauth
+from tap_acumatica.auth.base import AcumaticaAuthenticator
+from tap_acumatica.auth.tokenstore import StoredTokens, TokenSet, TokenStore, fingerprint
 from tap_acumatica.errors import AuthError, ConfigError
-from tap_acumatica.tokenstore import StoredTokens, TokenSet, TokenStore, fingerprint
 from tests.support import Sandbox
 
 ENTITY = "/entity/Default/24.200.001/Customer"
@@ -80,7 +84,7 @@ def seed_store(path: Path, box: Sandbox, tokens: TokenSet) -> TokenStore:
     return store
 
 
-def get(a: auth.AcumaticaAuthenticator, box: Sandbox) -> requests.Response:
+def get(a: AcumaticaAuthenticator, box: Sandbox) -> requests.Response:
     """One API call the way the tap's client makes it: a 401 → handle_unauthorized → resend."""
     session = requests.Session()
     resp = session.get(f"{box.url}{ENTITY}", params={"$top": "1"}, auth=a, timeout=30)

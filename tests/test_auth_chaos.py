@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tap_acumatica.tokenstore import StoredTokens, TokenSet, TokenStore, fingerprint, sha256
+from tap_acumatica.auth.tokenstore import StoredTokens, TokenSet, TokenStore, fingerprint, sha256
 from tests.support import REPO, Sandbox
 from tests.test_auth_processes import CLIENT
 

@@ -30,14 +30,16 @@ CAPTURED: list[str] = []
 # between them, sign-out.
 CLIENT = r"""
 import json, sys, time, requests
-from tap_acumatica import auth, cli, redact
+from tap_acumatica import cli, redact
+from tap_acumatica.auth import factory as auth
+from tap_acumatica.auth.base import signed_out_at_exit
 redact.install()
 path, n = sys.argv[1], int(sys.argv[2])
 pause = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
 cfg = json.load(open(path))
 try:
     a = auth.build_authenticator(cfg, config_files=[path])
-    with auth.signed_out_at_exit(a):
+    with signed_out_at_exit(a):
         s = requests.Session()
         url = cfg["base_url"] + "/entity/Default/24.200.001/Customer"
         for _ in range(n):

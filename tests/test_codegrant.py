@@ -14,8 +14,9 @@ import urllib.parse
 import pytest
 import requests
 
-from tap_acumatica import codegrant
+from tap_acumatica.auth import browser as codegrant
 from tap_acumatica.errors import AuthError, ConfigError
+from tap_acumatica.settings import is_loopback
 
 
 def free_port() -> int:
@@ -63,7 +64,7 @@ def test_pkce_s256_and_authorize_url() -> None:
     ],
 )
 def test_is_loopback(host: str | None, loop: bool) -> None:
-    assert codegrant.is_loopback(host) is loop
+    assert is_loopback(host) is loop
 
 
 def _hit(url: str, delay: float = 0.2) -> threading.Thread:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tap_acumatica import streams
-from tap_acumatica.discovery import (
+from tap_acumatica.contract import registry as streams
+from tap_acumatica.contract.document import (
     ApiDocument,
-    choose_endpoint_version,
     custom_fields_from_adhoc,
     expand_tree,
 )
+from tap_acumatica.contract.endpoint import choose_endpoint_version
 from tap_acumatica.errors import ConfigError
 from tests._taprun import discover, run_tap, tap_config
 from tests.support import Sandbox
@@ -26,7 +26,7 @@ def real_doc(real_openapi_path: str) -> ApiDocument:
 
 def test_real_document_lists_every_top_level_entity(real_doc: ApiDocument) -> None:
     names = real_doc.entity_names()
-    assert len(names) == 119  # API-FACTS §2
+    assert len(names) == 119  # docs/acumatica-api.md §2
     assert {"SalesOrder", "Customer", "StockItem", "ShipVia", "AccountSummaryInquiry"} <= set(names)
     assert real_doc.title == "Default/24.200.001"
     assert all(real_doc.entity(n).has_list_get for n in names)
@@ -34,7 +34,8 @@ def test_real_document_lists_every_top_level_entity(real_doc: ApiDocument) -> No
 
 def test_real_document_replication_keys(real_doc: ApiDocument) -> None:
     rkeys = {e.name: e.replication_key for e in real_doc.entities()}
-    assert rkeys["SalesOrder"] == "LastModified"  # only LastModified in 24 (API-FACTS §2.1)
+    # only LastModified in 24 (docs/acumatica-api.md §2.1)
+    assert rkeys["SalesOrder"] == "LastModified"
     assert rkeys["StockItem"] == "LastModifiedDateTime"  # both in 24: the DAC field wins
     assert rkeys["TemplateItems"] == "LastModifiedDateTime"
     assert rkeys["Customer"] == "LastModifiedDateTime"
@@ -43,7 +44,8 @@ def test_real_document_replication_keys(real_doc: ApiDocument) -> None:
     full_table = {n for n, k in rkeys.items() if k is None}
     assert {"ShipVia", "Subaccount", "UnitsOfMeasure", "ShippingBox"} <= full_table
     assert "PhysicalInventoryReview" in full_table  # CreatedDateTime only
-    assert len([k for k in rkeys.values() if k]) == 119 - 33  # API-FACTS §2.1 lists 33 without
+    # docs/acumatica-api.md §2.1: 33 entities have no change field
+    assert len([k for k in rkeys.values() if k]) == 119 - 33
 
 
 def test_real_document_streams_skip_inquiries(real_doc: ApiDocument) -> None:
@@ -279,7 +281,8 @@ def test_discover_23_swagger2(sandbox: Sandbox) -> None:
     names = {s["tap_stream_id"] for s in catalog["streams"]}
     assert {"Customer", "SalesOrder", "StockItem"} <= names
     stock = next(s for s in catalog["streams"] if s["tap_stream_id"] == "StockItem")
-    assert stock["replication_key"] == "LastModified"  # 23 has only LastModified (API-FACTS §2.1)
+    # 23 has only LastModified (docs/acumatica-api.md §2.1)
+    assert stock["replication_key"] == "LastModified"
 
 
 def test_requesting_an_inquiry_entity_is_a_clear_error(sandbox: Sandbox) -> None:

@@ -12,8 +12,10 @@ import msgspec
 import pytest
 import requests
 
-from tap_acumatica.errors import AcumaticaAPIError, AuthError, ConfigError
-from tap_acumatica.http import AcumaticaClient, check_base_url, html_to_text
+from tap_acumatica.errors import AcumaticaAPIError, AuthError, ConfigError, LoginLimitError
+from tap_acumatica.http.client import AcumaticaClient
+from tap_acumatica.http.messages import html_to_text
+from tap_acumatica.settings import check_base_url
 from tests._taprun import run_tap, tap_config
 
 Reply = tuple[int, dict[str, str], bytes]
@@ -83,8 +85,7 @@ class FakeAuth(requests.auth.AuthBase):
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         if self.limit_failures:
             self.limit_failures -= 1
-            msg = "Acumatica answered 'API Login Limit': every API-user seat is taken"
-            raise AuthError(msg)
+            raise LoginLimitError
         r.headers["Cookie"] = f"s={self.token}"
         return r
 

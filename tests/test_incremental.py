@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tap_acumatica.records import parse_ms
+from tap_acumatica.stamps import parse_ms
 from tests._taprun import (
     discover,
     parse_messages,

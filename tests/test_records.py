@@ -9,10 +9,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from tap_acumatica import records
-from tap_acumatica.discovery import ApiDocument
+from tap_acumatica.contract import records
+from tap_acumatica.contract.document import ApiDocument
+from tap_acumatica.contract.records import build_plan, page_decoder, transform
 from tap_acumatica.errors import ConfigError
-from tap_acumatica.records import build_plan, page_decoder, transform
 from tests.support import EXAMPLES
 
 PLAIN = msgspec.json.Decoder(float_hook=Decimal)

@@ -18,9 +18,10 @@ from unittest import mock
 import pytest
 import requests
 
-from tap_acumatica import auth, cli
+from tap_acumatica import cli
+from tap_acumatica.auth import factory as auth
 from tap_acumatica.errors import AcumaticaAPIError, AuthError
-from tap_acumatica.http import AcumaticaClient
+from tap_acumatica.http.client import AcumaticaClient
 from tests._taprun import parse_messages, tap_config, write_json
 from tests.support import REPO, Sandbox
 
@@ -53,9 +54,20 @@ class _Gate(requests.auth.AuthBase):
         self.events.append("sign_out")
 
 
+def test_connection_wires_the_sign_out_after_its_client() -> None:
+    from tap_acumatica.connection import Connection  # noqa: PLC0415
+    from tap_acumatica.settings import Settings  # noqa: PLC0415
+
+    connection = Connection(Settings.from_config(GOOD), GOOD, config_files=())
+    client = connection.client
+    assert client.quiesce in connection.authenticator._quiesce_hooks
+    connection.close()
+
+
 def test_sign_out_waits_for_requests_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
     gate = _Gate()
     client = AcumaticaClient("http://127.0.0.1:9", gate, max_tries=1)
+    gate.before_sign_out(client.quiesce)  # as Connection.client wires them
     release = threading.Event()
     started = threading.Event()
 
@@ -90,7 +102,6 @@ def test_quiesce_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_closing_authenticator_hands_out_no_credential(fresh: Sandbox) -> None:
-    from tap_acumatica import auth  # noqa: PLC0415
 
     c = fresh.credentials()
     a = auth.build_authenticator(
@@ -191,7 +202,9 @@ def test_signalled_run_leaves_no_api_seat_and_exits_128_plus_signum(
 def _run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     # The CLI's safety net signs out every authenticator of the process; taps that other
     # in-process tests left alive would log to streams pytest has closed since.
-    with mock.patch.object(auth, "_LIVE", weakref.WeakSet()), pytest.raises(SystemExit) as info:
+    from tap_acumatica.auth import base  # noqa: PLC0415
+
+    with mock.patch.object(base, "_LIVE", weakref.WeakSet()), pytest.raises(SystemExit) as info:
         cli.main(args)
     code = info.value.code
     return (code if isinstance(code, int) else 1), capsys.readouterr().err
@@ -267,12 +280,15 @@ def _tap(**config: Any) -> Any:
 class _MainSending:
     """A client whose main thread is waiting for an answer."""
 
-    main_thread_sending = True
     after_main_send: Any = None
     stopped = False
 
     def stop_sending(self) -> None:
         self.stopped = True
+
+    def call_after_main_request(self, callback: Any) -> bool:
+        self.after_main_send = callback
+        return True
 
 
 @pytest.mark.usefixtures("own_signals")
@@ -281,7 +297,7 @@ def test_signal_during_a_main_thread_get_waits_for_its_answer(
 ) -> None:
     tap = _tap()
     client = _MainSending()
-    tap.__dict__["client"] = client
+    tap.connection.__dict__["client"] = client
     tap._handle_termination(signal.SIGTERM, None)  # deferred: no exit yet
     assert client.stopped
     assert client.after_main_send is not None
@@ -294,11 +310,11 @@ def test_signal_during_a_main_thread_get_waits_for_its_answer(
 
 @pytest.mark.usefixtures("own_signals")
 def test_deferred_signal_ends_after_a_bounded_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tap_acumatica import tap as tap_module  # noqa: PLC0415
+    from tap_acumatica import connection  # noqa: PLC0415
 
-    monkeypatch.setattr(tap_module, "QUIESCE_SECONDS", 0.2)
+    monkeypatch.setattr(connection, "QUIESCE_SECONDS", 0.2)
     tap = _tap()
-    tap.__dict__["client"] = _MainSending()  # an answer that never comes
+    tap.connection.__dict__["client"] = _MainSending()  # an answer that never comes
     tap._handle_termination(signal.SIGINT, None)
     with pytest.raises(SystemExit) as info:
         time.sleep(5)  # the timer re-raises the signal in the main thread after 0.2 s
@@ -308,16 +324,18 @@ def test_deferred_signal_ends_after_a_bounded_wait(monkeypatch: pytest.MonkeyPat
 @pytest.mark.usefixtures("own_signals")
 @pytest.mark.parametrize("name", ["max_tries", "request_timeout", "page_size", "lookback_minutes"])
 def test_null_numeric_setting_means_the_default(name: str) -> None:
+    from tap_acumatica import settings  # noqa: PLC0415
+
     tap = _tap(**{name: None})
-    assert tap.setting(name, 7) == 7
-    assert tap.client.max_tries >= 1
-    assert tap.page_size >= 2
+    assert settings.value(tap.config, name) == settings.DEFAULTS[name]
+    assert tap.connection.client.max_tries >= 1
+    assert tap.settings.page_size >= 2
 
 
 def test_pasted_text_that_is_not_a_url(capsys: pytest.CaptureFixture[str]) -> None:
     import io  # noqa: PLC0415
 
-    from tap_acumatica import codegrant  # noqa: PLC0415
+    from tap_acumatica.auth import browser as codegrant  # noqa: PLC0415
 
     request = codegrant.authorization_request(
         base_url="https://erp.example.com",
@@ -332,7 +350,8 @@ def test_pasted_text_that_is_not_a_url(capsys: pytest.CaptureFixture[str]) -> No
 def test_lookback_never_starts_after_the_bookmark_nor_overflows() -> None:
     import datetime as dt  # noqa: PLC0415
 
-    from tap_acumatica.client import DEFAULT_START, _minus_lookback  # noqa: PLC0415
+    from tap_acumatica.stamps import DEFAULT_START  # noqa: PLC0415
+    from tap_acumatica.sync.stream import minus_lookback as _minus_lookback  # noqa: PLC0415
 
     mark = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
     assert _minus_lookback(mark, 0) == mark
@@ -344,7 +363,7 @@ def test_lookback_never_starts_after_the_bookmark_nor_overflows() -> None:
 
 
 def test_login_timeout_is_bounded_for_login_too() -> None:
-    from tap_acumatica.authconfig import validate_auth_config  # noqa: PLC0415
+    from tap_acumatica.auth.config import validate_auth_config  # noqa: PLC0415
     from tap_acumatica.errors import ConfigError  # noqa: PLC0415
 
     with pytest.raises(ConfigError, match="from 1 to 86400"):

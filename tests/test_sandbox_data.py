@@ -1,4 +1,4 @@
-"""The sandbox data layer: entities, record shapes (API-FACTS §3), queries, mutations, scale."""
+"""The sandbox data layer: entities, record shapes (api.md §3), queries, mutations, scale."""
 
 from __future__ import annotations
 
@@ -148,7 +148,7 @@ def test_nested_shapes_details_and_linked(ds: Dataset) -> None:
 
 
 def test_expand_is_not_recursive_unless_asked(ds: Dataset) -> None:
-    # API-FACTS §4: $expand=MainContact does not expand MainContact/Address
+    # api.md §4: $expand=MainContact does not expand MainContact/Address
     (one,) = listing(ds, "Customer", top="1", expand="MainContact")
     assert "Address" not in one["MainContact"]
     (two,) = listing(ds, "Customer", top="1", expand="MainContact/Address")

@@ -70,7 +70,7 @@ def test_http_429(sbx: Sandbox, auth: dict[str, str]) -> None:
     r = get(sbx, auth)
     assert r.status_code == 429
     assert "limit" in r.json()["exceptionMessage"]
-    assert "Retry-After" not in r.headers  # API-FACTS §6: none documented
+    assert "Retry-After" not in r.headers  # api.md §6: none documented
 
 
 def test_html_error_pages(sbx: Sandbox, auth: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""$filter in the sandbox: the OData v3 subset of API-FACTS §4, its errors, and the fast path."""
+"""$filter in the sandbox: the OData v3 subset of api.md §4, its errors, and the fast path."""
 # ruff: noqa: E501  (the case table reads best one case per line)
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Sandbox OData (API-FACTS §8, §10): GI service document, $metadata, queries, deleted records."""
+"""Sandbox OData (api.md §8, §10): GI service document, $metadata, queries, deleted records."""
 
 from __future__ import annotations
 

@@ -213,7 +213,7 @@ class FakeTime:
 
 
 def test_per_minute_slow_down_formula() -> None:
-    """API-FACTS §6: past half the budget, delay = time left in the minute / requests left."""
+    """api.md §6: past half the budget, delay = time left in the minute / requests left."""
     t = FakeTime()
     lim = Limiter(max_concurrent=4, per_minute=10, monotonic=t.monotonic, sleep=t.sleep)
     for _ in range(5):  # the first half of the budget is not delayed

@@ -1,4 +1,4 @@
-"""AcumaticaStream without a server: emission order, commits, query options."""
+"""ContractStream without a server: emission order, commits, query options."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 from singer_sdk.singerlib import Catalog
 
-from tap_acumatica.client import AcumaticaStream
-from tap_acumatica.extract import WindowResult
-from tap_acumatica.progress import Progress
+from tap_acumatica.contract.endpoint import Endpoint
+from tap_acumatica.contract.stream import ContractStream
+from tap_acumatica.stamps import iso_utc
+from tap_acumatica.sync.progress import Progress
+from tap_acumatica.sync.scheduler import WindowResult
+from tap_acumatica.sync.windows import Window, WindowPlanner
 from tap_acumatica.tap import TapAcumatica
-from tap_acumatica.windows import Window, WindowPlanner, iso_utc
 
 SCHEMA = {
     "type": "object",
@@ -56,7 +58,7 @@ SCHEMA = {
 
 
 @pytest.fixture
-def stream() -> AcumaticaStream:
+def stream() -> ContractStream:
     tap = TapAcumatica(
         config={
             "base_url": "http://127.0.0.1:9",
@@ -66,8 +68,11 @@ def stream() -> AcumaticaStream:
         },
         setup_mapper=False,
     )
-    return AcumaticaStream(
+    return ContractStream(
         tap,
+        connection=tap.connection,
+        settings=tap.settings,
+        endpoint=Endpoint(tap.connection, "Default", None),
         name="SalesOrder",
         schema=SCHEMA,
         replication_key="LastModified",
@@ -75,7 +80,7 @@ def stream() -> AcumaticaStream:
     )
 
 
-def test_query_options_from_schema_and_selection(stream: AcumaticaStream) -> None:
+def test_query_options_from_schema_and_selection(stream: ContractStream) -> None:
     assert stream.query_options() == {
         "$select": "OrderType,OrderNbr,Total,LastModified",
         "$expand": "Details,Details/files",
@@ -83,7 +88,7 @@ def test_query_options_from_schema_and_selection(stream: AcumaticaStream) -> Non
     }
 
 
-def test_deselected_fields_are_never_requested(stream: AcumaticaStream) -> None:
+def test_deselected_fields_are_never_requested(stream: ContractStream) -> None:
     deselect = ("Total", "OrderNbr", "LastModified", "Details", "custom")
     catalog = {
         "streams": [
@@ -112,7 +117,7 @@ def _rec(rid: str, ms: int) -> dict[str, Any]:
 
 
 def test_records_leave_sorted_and_late_stamps_wait_for_their_window(
-    stream: AcumaticaStream, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    stream: ContractStream, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     pages = {
         # The first window returns one record stamped in the next window (a filter/display
@@ -121,12 +126,12 @@ def test_records_leave_sorted_and_late_stamps_wait_for_their_window(
         Window(100, 200): [_rec("c", 120), _rec("d", 101)],
     }
     commits: list[int] = []
-    monkeypatch.setattr(stream, "_fetch_window", lambda w, base: WindowResult(w, pages[w]))
+    monkeypatch.setattr(stream, "fetch_window", lambda w: WindowResult(w, pages[w]))
     monkeypatch.setattr(stream, "_commit", lambda context, end: commits.append(end))
     planner = WindowPlanner(page_size=100, initial_width=100)
     progress = Progress(logging.getLogger("t"), "SalesOrder", start=0, end=200)
     with caplog.at_level(logging.WARNING):
-        out = list(stream._emit_windows(None, planner, (0, 200), {}, progress))
+        out = list(stream._emit_windows(None, planner, (0, 200), progress))
     assert [r["id"] for r in out] == ["a", "b", "d", "c", "late"]
     assert commits == [100, 200]
     assert "record late has" in caplog.text

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tap_acumatica.errors import ConfigError
-from tap_acumatica.tokenstore import (
+from tap_acumatica.auth.tokenstore import (
     CONFIG_KEY,
     MELTANO_DEFAULT,
     StoredTokens,
@@ -22,6 +21,7 @@ from tap_acumatica.tokenstore import (
     fingerprint,
     resolve_location,
 )
+from tap_acumatica.errors import ConfigError
 from tests.support import REPO
 
 TOKENS = TokenSet("sbxat-aaaaaaaa", "sbxrt-bbbbbbbb", time.time() + 3600, "api offline_access")
@@ -117,7 +117,7 @@ def test_corrupt_store_is_a_clear_config_error(tmp_path: Path) -> None:
 def test_lock_excludes_another_process(tmp_path: Path) -> None:
     store = TokenStore(tmp_path / "t.json")
     script = (
-        "import sys, time; from tap_acumatica.tokenstore import TokenStore\n"
+        "import sys, time; from tap_acumatica.auth.tokenstore import TokenStore\n"
         "s = TokenStore(sys.argv[1])\n"
         "with s.lock():\n    print('locked', flush=True); time.sleep(1.0)\n"
     )

@@ -10,22 +10,20 @@ from urllib.parse import quote
 
 import pytest
 
+from tap_acumatica.contract.records import to_utc
+from tap_acumatica.contract.stream import window_filter
 from tap_acumatica.errors import AcumaticaAPIError
-from tap_acumatica.extract import DaemonPool, WindowResult, fetch_in_order
-from tap_acumatica.http import encode_query
-from tap_acumatica.records import parse_ms, to_utc
-from tap_acumatica.windows import (
-    DAY_MS,
-    Window,
-    WindowPlanner,
-    iso_utc,
-    page_consistently,
-)
+from tap_acumatica.http.client import encode_query
+from tap_acumatica.pool import DaemonPool
+from tap_acumatica.stamps import DAY_MS, iso_utc, parse_ms
+from tap_acumatica.sync.paging import page_consistently
+from tap_acumatica.sync.scheduler import WindowResult, fetch_in_order
+from tap_acumatica.sync.windows import Window, WindowPlanner
 
 
 def test_filter_literal_is_offset_qualified_and_encoded() -> None:
     window = Window(parse_ms("2024-07-15T10:31:28.402+03:00"), parse_ms("2024-07-15T08:00:00Z"))
-    text = window.filter("LastModified")
+    text = window_filter(window, "LastModified")
     assert text == (
         "LastModified ge datetimeoffset'2024-07-15T07:31:28.402+00:00' and "
         "LastModified lt datetimeoffset'2024-07-15T08:00:00.000+00:00'"

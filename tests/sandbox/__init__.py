@@ -35,7 +35,7 @@ def error_body(
     exception_type: str = "PX.Data.PXException",
     message: str = "An error has occurred.",
 ) -> dict[str, Any]:
-    """Acumatica's ASP.NET ``HttpError`` JSON body (API-FACTS §9)."""
+    """Acumatica's ASP.NET ``HttpError`` JSON body (api.md §9)."""
     return {
         "message": message,
         "exceptionMessage": exception_message,
@@ -54,7 +54,7 @@ def error_reply(
     return json_reply(status, error_body(exception_message, exception_type), headers)
 
 
-NOT_LOGGED_IN = {"message": "You are not logged in."}  # API-FACTS §9: 401 body text is a GUESS
+NOT_LOGGED_IN = {"message": "You are not logged in."}  # api.md §9: 401 body text is a GUESS
 
 
 def not_found(path: str) -> Reply:

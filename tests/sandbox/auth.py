@@ -1,4 +1,4 @@
-"""Identities, cookie sessions and API seats (API-FACTS §6); the token data the OAuth server keeps.
+"""Identities, cookie sessions and API seats (api.md §6); the token data the OAuth server keeps.
 
 The OAuth 2.0 / OIDC server is oauth.py (``AuthState``), its HTML pages signin.py.
 """
@@ -26,7 +26,7 @@ CODE_TTL = 300.0  # IdentityServer's default authorization-code lifetime (second
 PENDING_TTL = 900.0  # how long a rendered sign-in page stays usable
 DAY = 86400.0
 
-LOGIN_LIMIT = "API Login Limit"  # API-FACTS §6: all API-user seats are taken
+LOGIN_LIMIT = "API Login Limit"  # api.md §6: all API-user seats are taken
 
 
 def new_secret(prefix: str, nbytes: int = 24) -> str:
@@ -94,7 +94,7 @@ class AuthOptions:
 
 
 class LoginLimitError(Exception):
-    """No API seat is free (API-FACTS §6 "API Login Limit")."""
+    """No API seat is free (api.md §6 "API Login Limit")."""
 
 
 @dataclass
@@ -118,7 +118,7 @@ class Seats:
         self.opt = options
         rng = random.Random(seed)
         guid = str(uuid.UUID(int=rng.getrandbits(128), version=4)).upper()
-        self.client_id = f"{guid}@{TENANT}"  # API-FACTS §7: client_id is <GUID>@<Tenant>
+        self.client_id = f"{guid}@{TENANT}"  # api.md §7: client_id is <GUID>@<Tenant>
         self.password = new_secret("sbxpw-", 12)
         self.client_secret = new_secret("sbxcs-", 24)
         port = options.redirect_port
@@ -187,10 +187,10 @@ class Seats:
         )
 
     def login(self, body: dict[str, Any]) -> Reply:
-        """``POST /entity/auth/login`` (API-FACTS §6): 204 + cookies, or a §9 error."""
+        """``POST /entity/auth/login`` (api.md §6): 204 + cookies, or a §9 error."""
         name = str(body.get("name") or "")
         password = str(body.get("password") or "")
-        # API-FACTS §6: "tenant" is current; older clients send "company".
+        # api.md §6: "tenant" is current; older clients send "company".
         tenant = str(body.get("tenant") or body.get("company") or TENANT)
         branch = body.get("branch")
         if not self.check_user(name, password) or tenant.lower() != TENANT.lower():
@@ -240,7 +240,7 @@ class Seats:
     ) -> Reply | None:
         """Check a request's cookie session or bearer token; None = OK, else the error reply.
 
-        ``allow_basic``: OData also takes basic auth (API-FACTS §8); the REST API does not.
+        ``allow_basic``: OData also takes basic auth (api.md §8); the REST API does not.
         """
         now = self.clock.time()
         with self._lock:
@@ -250,7 +250,7 @@ class Seats:
                 return self._check_bearer(token, now)
             basic = basic_credentials(authorization) if allow_basic else None
             if basic is not None and self.check_user(*basic):
-                return None  # API-FACTS §8: basic auth is a conventional user, no API seat
+                return None  # api.md §8: basic auth is a conventional user, no API seat
             sid = cookies.get("ASP.NET_SessionId")
             sess = self.sessions.get(sid or "")
             if sess is None or sess.kind != "cookie":
@@ -267,7 +267,7 @@ class Seats:
         if at is None or at.revoked or now >= at.expires:
             return json_reply(401, NOT_LOGGED_IN, www)
         chain = self.chains[at.chain]
-        if "api" not in chain.scope:  # API-FACTS §7: the "api" scope grants REST/OData access
+        if "api" not in chain.scope:  # api.md §7: the "api" scope grants REST/OData access
             return json_reply(403, {"message": "The access token does not grant the 'api' scope."})
         sess = self.sessions.get(chain.session or "")
         if sess is None:
@@ -329,7 +329,7 @@ class Seats:
 
 
 def login_limit_reply() -> Reply:
-    # API-FACTS §6/§11: exact status unverified; the sandbox answers 429 with the §9 JSON body.
+    # api.md §6/§11: exact status unverified; the sandbox answers 429 with the §9 JSON body.
     return json_reply(429, error_body(LOGIN_LIMIT, "PX.Data.PXException"))
 
 

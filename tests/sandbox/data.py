@@ -116,7 +116,7 @@ class Dataset(Pages, Changes):
     ) -> tuple[Sel, Any, set[str], int]:
         for name in params:
             if name == "$orderby":
-                # API-FACTS §4: no $orderby in Contract 4 — we refuse it loudly (documented choice)
+                # api.md §4: no $orderby in Contract 4 — we refuse it loudly (documented choice)
                 raise odata_error("The query parameter '$orderby' is not supported.")
             if name.startswith("$") and name not in QUERY_OPTIONS:
                 raise odata_error(f"The query parameter '{name}' is not supported.")
@@ -172,7 +172,7 @@ class Dataset(Pages, Changes):
             segs = path.split("/")
             for seg in segs[:-1]:
                 if seg in sch.details:
-                    # API-FACTS §4: filtering on detail entities is unsupported
+                    # api.md §4: filtering on detail entities is unsupported
                     raise api_error(
                         f"Filtering by fields of the detail entity '{seg}' is not supported.",
                         "System.NotSupportedException",
@@ -281,7 +281,7 @@ class Dataset(Pages, Changes):
         if "$filter" in params and params["$filter"].strip():
             filters.parse(params["$filter"], self._resolver(version, edef), self.clock)
         t = self._table(entity)
-        parts = [p for seg in key_path for p in seg.split("|")]  # API-FACTS §1: '|' may replace '/'
+        parts = [p for seg in key_path for p in seg.split("|")]  # api.md §1: '|' may replace '/'
         with self.lock:
             idx = t.find_guid(parts[0]) if len(parts) == 1 else None
             if idx is None:
@@ -293,7 +293,7 @@ class Dataset(Pages, Changes):
         return head + b"1" + tail
 
     def adhoc_schema(self, version: str, entity: str) -> bytes:
-        """$adHocSchema: a template listing every custom field with value null (API-FACTS §5)."""
+        """$adHocSchema: a template listing every custom field with value null (api.md §5)."""
         edef = self._entity(version, entity)
         return _ENC.encode(self._template(edef, version, top=True))
 

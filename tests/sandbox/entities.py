@@ -1,4 +1,4 @@
-"""Entity definitions of the sandbox's Default endpoint (API-FACTS Appendix B/C names and types).
+"""Entity definitions of the sandbox's Default endpoint (api.md §2: names and types).
 
 A realistic subset of every entity's fields is declared here; the swagger document, the records and
 the filter validation are all generated from these definitions (never from the real document).
@@ -31,7 +31,7 @@ WRAPPER = {
     "Dbl": "DoubleValue",
     "Byte": "ByteValue",
 }
-# API-FACTS §3: custom fields are typed ``Custom<Type>Field``; cf.<Type>(f='View.Field') in $filter.
+# api.md §3: custom fields are typed ``Custom<Type>Field``; cf.<Type>(f='View.Field') in $filter.
 CUSTOM_TYPES = (
     "String",
     "Int",
@@ -67,7 +67,7 @@ class Schema:
     linked: dict[str, str] = field(default_factory=dict)  # member -> schema name
     custom: dict[str, dict[str, str]] = field(default_factory=dict)  # view -> field -> type
     view: str = "Document"  # graph view name used in the files:put link
-    note_null: bool = False  # API-FACTS §12.2: a linked Address shows "note": null
+    note_null: bool = False  # api.md §12.2: a linked Address shows "note": null
     lines: tuple[int, int] = (0, 3)  # min/max lines of a detail collection
     pools: dict[str, list[object]] = field(default_factory=dict)  # per-field value overrides
 
@@ -769,7 +769,7 @@ ent(
     mutable=("Description", "Active"),
     dacs=("Sub",),
 )
-# API-FACTS §2: "Inquiry" entities wrap a filter form + a result detail and are read with PUT.
+# api.md §2: "Inquiry" entities wrap a filter form + a result detail and are read with PUT.
 ent(
     "SalesPricesInquiry",
     "EffectiveAsOf:DT InventoryID:S ItemClassID:S PriceClass:S PriceCode:S PriceManager:S "

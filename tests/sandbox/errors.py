@@ -1,10 +1,10 @@
-"""Acumatica-style API errors raised by the sandbox data layer (API-FACTS §9)."""
+"""Acumatica-style API errors raised by the sandbox data layer (api.md §9)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-# API-FACTS §9: every contract-based failure is an ASP.NET Web API ``HttpError`` JSON body with
+# api.md §9: every contract-based failure is an ASP.NET Web API ``HttpError`` JSON body with
 # "message", "exceptionMessage", "exceptionType" and a .NET "stackTrace" (with \r\n separators).
 _STACK = {
     "odata": (
@@ -62,7 +62,7 @@ def odata_error(exception_message: str) -> ApiError:
 
 
 def not_found() -> ApiError:
-    """GET by keys/id of a missing record: 500, observed in the field (API-FACTS §9)."""
+    """GET by keys/id of a missing record: 500, observed in the field (api.md §9)."""
     return api_error("No entity satisfies the condition.", NOT_FOUND_EXCEPTION, stack="get")
 
 

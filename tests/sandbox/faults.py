@@ -151,7 +151,7 @@ class Faults:
         return float(ms) / 1000, bool(self.config.get("token_delay_after", False))
 
     def cannot_optimize(self, entity: str, expand: str | None) -> Reply | None:
-        """API-FACTS §4: an $expand the list optimizer cannot handle → 500 CannotOptimize."""
+        """api.md §4: an $expand the list optimizer cannot handle → 500 CannotOptimize."""
         bad = self.config.get("optimization", {}).get(entity)
         if not bad or not expand:
             return None
@@ -188,7 +188,7 @@ def canned(kind: str, nth: int = 0) -> Reply:
             ),
         )
     if kind == "http_429":
-        # API-FACTS §6: over-limit requests get 429; no Retry-After header is documented.
+        # api.md §6: over-limit requests get 429; no Retry-After header is documented.
         return json_reply(
             429,
             error_body(
@@ -196,7 +196,7 @@ def canned(kind: str, nth: int = 0) -> Reply:
                 "PX.Data.PXException",
             ),
         )
-    # API-FACTS §9: non-JSON (IIS/HTML) error pages happen.
+    # api.md §9: non-JSON (IIS/HTML) error pages happen.
     status, page = HTML_PAGES[nth % len(HTML_PAGES)]
     return Reply(status, page, "text/html")
 

@@ -1,4 +1,4 @@
-"""The $filter subset of Acumatica's contract-based API (OData v3 conventions, API-FACTS §4).
+"""The $filter subset of Acumatica's contract-based API (OData v3 conventions, api.md §4).
 
 Grammar (case-sensitive keywords, as in OData v3)::
 
@@ -40,7 +40,7 @@ EDM = {
     "Dbl": "Edm.Double",
     "Byte": "Edm.Byte",
 }
-# API-FACTS §4: custom fields are filtered with cf.<Type>(f='View.Field')
+# api.md §4: custom fields are filtered with cf.<Type>(f='View.Field')
 CF_EDM = {
     "String": "Edm.String",
     "Int": "Edm.Int32",
@@ -242,11 +242,11 @@ class Parser:
         raise odata_error(f"Unrecognized literal '{val}' at '{pos}' in '{self.text}'.")
 
     def instant(self, body: str) -> int:
-        """A date-time literal as UTC µs; no offset → tenant-local time (API-FACTS §3)."""
+        """A date-time literal as UTC µs; no offset → tenant-local time (api.md §3)."""
         text = body.strip()
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
-        if " " in text:  # an unencoded '+' arrives as a space (API-FACTS §4: URL-encode it)
+        if " " in text:  # an unencoded '+' arrives as a space (api.md §4: URL-encode it)
             raise ValueError(body)
         parsed = dt.datetime.fromisoformat(text)
         if parsed.tzinfo is None:

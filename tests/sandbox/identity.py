@@ -1,4 +1,4 @@
-"""The ``/identity`` routes: OAuth 2.0 / OIDC endpoints over AuthState (API-FACTS §7)."""
+"""The ``/identity`` routes: OAuth 2.0 / OIDC endpoints over AuthState (api.md §7)."""
 
 from __future__ import annotations
 

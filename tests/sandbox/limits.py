@@ -1,4 +1,4 @@
-"""License limits: processing cores, the per-minute budget and the request queue (API-FACTS §6)."""
+"""License limits: processing cores, the per-minute budget and the request queue (api.md §6)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-MAX_QUEUED = 20  # API-FACTS §6: a request is declined only if > 20 requests are queued ...
+MAX_QUEUED = 20  # api.md §6: a request is declined only if > 20 requests are queued ...
 MAX_WAIT = 600.0  # ... or it waited > 10 minutes
 
 
@@ -18,7 +18,7 @@ class DeclinedError(Exception):
 class Limiter:
     """N "API processing cores" with a FIFO-ish queue and a per-minute request budget.
 
-    API-FACTS §6: every request except logout enters the queue; once the past minute used
+    api.md §6: every request except logout enters the queue; once the past minute used
     >= 50% of the per-minute limit, each request is delayed by (time left in the minute since
     its first request) / (requests remaining). Waiting requests get no signal; > 20 queued → 429.
     The budget runs on real (monotonic) time, not the virtual clock.

@@ -1,4 +1,4 @@
-"""The OAuth 2.0 / OIDC server (API-FACTS §7).
+"""The OAuth 2.0 / OIDC server (api.md §7).
 
 Authorize (sign-in and consent page, or auto-approve), the token endpoint's code, refresh and
 password grants with rotating refresh tokens, discovery and userinfo. Seats come from auth.Seats.
@@ -57,7 +57,7 @@ class AuthState(Seats):
             "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["HS256"],
-            "code_challenge_methods_supported": ["S256"],  # API-FACTS §7: PKCE S256 only
+            "code_challenge_methods_supported": ["S256"],  # api.md §7: PKCE S256 only
         }
 
     def userinfo(self, authorization: str | None) -> Reply:
@@ -76,7 +76,7 @@ class AuthState(Seats):
         if params.get("client_id") != self.client_id:
             return None, html_error(400, "invalid_client", "Unknown client_id.")
         redirect = params.get("redirect_uri", "")
-        # API-FACTS §7: redirect URIs are matched exactly (no prefix, no port wildcard).
+        # api.md §7: redirect URIs are matched exactly (no prefix, no port wildcard).
         if redirect not in self.redirect_uris:
             return None, html_error(400, "invalid_request", "Invalid redirect_uri.")
         state = params.get("state")
@@ -86,7 +86,7 @@ class AuthState(Seats):
         if not scope or any(s not in SCOPES for s in scope):
             return redirect, _redirect(redirect, {"error": "invalid_scope"}, state)
         if params.get("code_challenge") and params.get("code_challenge_method") != "S256":
-            # API-FACTS §7: PKCE S256 only.
+            # api.md §7: PKCE S256 only.
             desc = "code_challenge_method must be S256"
             return redirect, _redirect(
                 redirect, {"error": "invalid_request", "error_description": desc}, state
@@ -145,7 +145,7 @@ class AuthState(Seats):
         return _redirect(params["redirect_uri"], query, params.get("state"))
 
     def token(self, form: dict[str, str], authorization: str | None, base: str) -> Reply:
-        """``POST /identity/connect/token`` (API-FACTS §7)."""
+        """``POST /identity/connect/token`` (api.md §7)."""
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         basic = basic_credentials(authorization)
         if basic is not None and not client_secret:  # client_secret_basic
@@ -194,7 +194,7 @@ class AuthState(Seats):
     def _grant_refresh(self, form: dict[str, str], base: str) -> Reply:
         now = self.clock.time()
         rt = self.refresh.get(form.get("refresh_token", ""))
-        # API-FACTS §7: refresh tokens rotate; a used (or expired) one gets invalid_grant.
+        # api.md §7: refresh tokens rotate; a used (or expired) one gets invalid_grant.
         if rt is None or rt.used or now >= rt.expires or rt.chain not in self.chains:
             self.counters.rejected += 1
             return _oauth_error(400, "invalid_grant")
@@ -216,7 +216,7 @@ class AuthState(Seats):
         now = self.clock.time()
         chain = Chain(uuid.uuid4().hex, user, scope, self.client_id, now)
         try:
-            self._ensure_seat(chain, now)  # API-FACTS §6: OAuth sessions are API users too
+            self._ensure_seat(chain, now)  # api.md §6: OAuth sessions are API users too
         except LoginLimitError:
             return login_limit_reply()
         self.chains[chain.cid] = chain

@@ -1,4 +1,4 @@
-"""OData v4 (API-FACTS §8, §10): routing, Generic Inquiries, and the DAC service (odata_dac.py).
+"""OData v4 (api.md §8, §10): routing, Generic Inquiries, and the DAC service (odata_dac.py).
 
 ``/t/{tenant}/api/odata/gi`` (service document), ``.../gi/$metadata`` (CSDL XML),
 ``.../gi/{GI}`` with ``$filter $orderby $top $skip $select`` (odata_query.py), and
@@ -108,7 +108,7 @@ def route_odata(handler: Handler, method: str, tenant: str, segs: list[str]) -> 
     app = handler.server.app
     if tenant.lower() != TENANT.lower():
         return odata_error(404, f"Tenant '{tenant}' was not found.")
-    # API-FACTS §8: basic auth (conventional user, no API seat) or an OAuth bearer.
+    # api.md §8: basic auth (conventional user, no API seat) or an OAuth bearer.
     denied = app.auth.authenticate(handler.cookies, handler.authorization, allow_basic=True)
     if denied is not None:
         if denied.status == 401:
@@ -182,7 +182,7 @@ def _find_inquiry(name: str) -> Inquiry | None:
 
 
 def metadata_xml() -> str:
-    """CSDL of the Generic Inquiries: one EntityType and EntitySet each (API-FACTS §8)."""
+    """CSDL of the Generic Inquiries: one EntityType and EntitySet each (api.md §8)."""
     types = "".join(entity_type(gi.name, gi.keys, gi.columns) for gi in INQUIRIES.values())
     sets = "".join(
         f"<EntitySet Name={quoteattr(gi.name)} EntityType={quoteattr('Default.' + gi.name)}/>"
@@ -214,7 +214,7 @@ def gi_data(handler: Handler, gi: Inquiry, base: str) -> Reply:
 
 
 def _local(value: Any, col: Column, tz: dt.tzinfo) -> Any:
-    """GI values: tenant-local date-times WITHOUT offset (API-FACTS §8 examples)."""
+    """GI values: tenant-local date-times WITHOUT offset (api.md §8 examples)."""
     if isinstance(value, dt.datetime) and col.type == "DateTime":
         return value.astimezone(tz).replace(tzinfo=None)
     return value
@@ -224,7 +224,7 @@ def _gi_out(value: Any, col: Column) -> Any:
     if value is None:
         return None
     if col.type == "Decimal":
-        return f"{Decimal(str(value)):.6f}"  # API-FACTS §8: GI decimals as "1999.000000"
+        return f"{Decimal(str(value)):.6f}"  # api.md §8: GI decimals as "1999.000000"
     if col.type == "DateTime":
         text = value.isoformat(timespec="milliseconds")
         return text.rstrip("0").rstrip(".") if "." in text else text

@@ -1,4 +1,4 @@
-"""DAC-based OData: deleted-record tracking (API-FACTS §10) and the DAC service's ``$metadata``.
+"""DAC-based OData: deleted-record tracking (api.md §10) and the DAC service's ``$metadata``.
 
 The sandbox serves only ``px.GetDeletedRecords()`` of the DACs behind its tracked entities (the
 ones with a change field); their entity sets, types and the bound function are in ``$metadata``.
@@ -21,7 +21,7 @@ DELETED_COLUMNS = (
     Column("RefNoteID", "RefNoteID", "Guid"),
     Column("DeleteDate", "DeleteDate", "DateTimeOffset"),
 )
-# API-FACTS §8: entity sets by full name (PX_Objects_SO_SOOrder); the module of each DAC name
+# api.md §8: entity sets by full name (PX_Objects_SO_SOOrder); the module of each DAC name
 MODULES = {
     "Customer": "AR", "ARCustomer": "AR", "BAccount": "CR", "Vendor": "AP", "APVendor": "AP",
     "SOOrder": "SO", "ARInvoice": "AR", "SOInvoice": "SO", "ARRegister": "AR",
@@ -47,7 +47,7 @@ def metadata_xml() -> str:
     """CSDL of the tracked DACs and the bound ``PX.GetDeletedRecords()`` function.
 
     Each DAC type has its entity's key fields, NoteID and LastModifiedDateTime (a small subset:
-    the real DAC metadata is ~20 MB, API-FACTS §8); the function returns
+    the real DAC metadata is ~20 MB, api.md §8); the function returns
     ``Collection(PX.Api.ODataV4.DeletedRecord)`` with ``RefNoteID`` and ``DeleteDate`` (§10).
     """
     ns = 'xmlns="http://docs.oasis-open.org/odata/ns/edm"'
@@ -80,7 +80,7 @@ def metadata_xml() -> str:
 def deleted_records(
     dataset: Dataset, cutoff: dt.datetime, entity: str, params: dict[str, str], base: str
 ) -> dict[str, Any]:
-    """API-FACTS §10: RefNoteID + DeleteDate of records deleted within "Days to Keep Records"."""
+    """api.md §10: RefNoteID + DeleteDate of records deleted within "Days to Keep Records"."""
     cols = {c.name: c for c in DELETED_COLUMNS}
     query = Query(params, cols, dt.timezone.utc)
     items = sorted(dataset.deleted(entity), key=lambda item: (item[1], item[0]))

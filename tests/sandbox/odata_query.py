@@ -1,7 +1,7 @@
 """OData building blocks shared by the GI and DAC services: columns, CSDL, and the query options.
 
 ``Query`` applies ``$filter $orderby $top $skip $select`` to flat rows; ``FilterParser`` is a small
-OData ``$filter`` parser (v4 syntax; v3 typed literals tolerated). API-FACTS §8.
+OData ``$filter`` parser (v4 syntax; v3 typed literals tolerated). api.md §8.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class Column:
     name: str
     source: str  # field of Dataset.rows()
     type: str  # String | Decimal | Int | Boolean | DateTime | DateTimeOffset | Guid
-    pad: int = 0  # API-FACTS §8: OData keeps CHAR key padding ("AALEGO500 ")
+    pad: int = 0  # api.md §8: OData keeps CHAR key padding ("AALEGO500 ")
 
 
 EDM = {

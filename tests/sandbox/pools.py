@@ -191,7 +191,7 @@ def string_pool(fname: str, ename: str) -> list[object]:
         return ["DEFAULT", "LOCAL", "INTL", "WHOLESALE", "RETAIL", None]
     if n in {"LineType"}:
         return ["Goods for IN", "Non-Stock", "Misc. Charge"]
-    if n in {"LastModifiedDate"}:  # API-FACTS §2.1: SalesOrderDetail.LastModifiedDate is a string
+    if n in {"LastModifiedDate"}:  # api.md §2.1: SalesOrderDetail.LastModifiedDate is a string
         return ["8/15/2024 4:03:27 PM", "1/2/2023 9:00:00 AM", "12/31/2022 11:59:59 PM"]
     if n in {"ExternalRef", "CustomerOrder", "VendorRef", "ExternalRefNbr", "PaymentRef",
              "TrackingNbr", "TaxRegistrationID", "EmployeeRefNbr", "CustomerOrderNbr"}:  # fmt: skip
@@ -223,7 +223,7 @@ CUSTOM_POOLS: dict[str, list[object]] = {
     "Long": [0, 10_000_000_000, None],
     "Decimal": [0, 1.5, 99.99, None],
     "Double": [0.0, 2.5, None],
-    # API-FACTS examples INDEX: CustomDateTimeField values carry no offset.
+    # Acumatica's published example payloads: CustomDateTimeField values carry no offset.
     "DateTime": ["2020-08-17T05:50:43", "2024-02-29T00:00:00", None],
     "Guid": ["7a9b6f3e-1c3a-ef11-8c65-ac198e472cfe", None],
 }

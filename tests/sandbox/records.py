@@ -15,7 +15,7 @@ from .render import GOLDEN, M64, TenantClock, fmt_guid, mix64, pick, str_hash
 _ENC = msgspec.json.Encoder()
 NOTE_MULT = 0x5851F42D4C957F2D
 EMPTY_DATE_MS = -2_208_988_800_000  # 1900-01-01T00:00:00Z: Acumatica's "no date" in a few fields
-MISSING: dict[str, Any] = {}  # API-FACTS §3: an empty field is {} (never {"value": null})
+MISSING: dict[str, Any] = {}  # api.md §3: an empty field is {} (never {"value": null})
 
 
 @dataclass
@@ -72,7 +72,7 @@ class SchemaGen:
     def custom_gen(self, view: str, fname: str) -> FieldGen | None:
         got = self.custom.get((view, fname))
         if got is None and view in self.schema.custom and fname.startswith("Attribute"):
-            # API-FACTS §4: user-defined attributes are addressed as <View>.Attribute<ID>
+            # api.md §4: user-defined attributes are addressed as <View>.Attribute<ID>
             got = self._custom(view, fname, "String")
             self.custom[(view, fname)] = got
         return got

@@ -45,7 +45,7 @@ def fmt_guid(x: int) -> str:
 
 
 class TenantClock:
-    """Formats UTC epoch milliseconds as the tenant's local ISO-8601 with offset (API-FACTS §3)."""
+    """Formats UTC epoch milliseconds as the tenant's local ISO-8601 with offset (api.md §3)."""
 
     def __init__(self, tz: str) -> None:
         self.tz = ZoneInfo(tz)
@@ -89,7 +89,7 @@ class TenantClock:
         return got
 
     def parse_local_naive(self, text: str) -> int:
-        """A literal without offset is read as tenant-local time (API-FACTS §3) → UTC µs."""
+        """A literal without offset is read as tenant-local time (api.md §3) → UTC µs."""
         naive = dt.datetime.fromisoformat(text)
         return to_us(naive.replace(tzinfo=self.tz))
 

@@ -1,4 +1,4 @@
-"""Contract-based REST routes under ``/entity`` (API-FACTS §1, §3-§6): endpoints, sign-in, data."""
+"""Contract-based REST routes under ``/entity`` (api.md §1, §3-§6): endpoints, sign-in, data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tests.sandbox import Reply, json_reply, method_not_allowed, not_found
 if TYPE_CHECKING:
     from tests.sandbox.server import Handler
 
-BUILD_VERSION = "24.212.0011"  # a 2024 R2 build number (GET /entity, API-FACTS §1)
+BUILD_VERSION = "24.212.0011"  # a 2024 R2 build number (GET /entity, api.md §1)
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
@@ -24,7 +24,7 @@ def route_entity(h: Handler, method: str, segs: list[str]) -> Reply:
     if segs == ["swagger.json"]:
         return json_reply(200, instance_swagger(app.opt.site_path))
     if segs[0] == "auth" and len(segs) == 2 and method == "POST":
-        if segs[1] == "logout":  # API-FACTS §6: logout skips the license queue
+        if segs[1] == "logout":  # api.md §6: logout skips the license queue
             return app.auth.logout(h.cookies, h.authorization)
         if segs[1] == "login":
             body = login_body(h)
@@ -36,7 +36,7 @@ def route_entity(h: Handler, method: str, segs: list[str]) -> Reply:
 
 def login_body(h: Handler) -> dict[str, Any]:
     ctype = (h.headers.get("Content-Type") or "").lower()
-    if "x-www-form-urlencoded" in ctype:  # API-FACTS §6: login also accepts a form
+    if "x-www-form-urlencoded" in ctype:  # api.md §6: login also accepts a form
         return dict(h.form())
     try:
         body = h.json_body()
@@ -46,7 +46,7 @@ def login_body(h: Handler) -> dict[str, Any]:
 
 
 def endpoints(h: Handler) -> dict[str, Any]:
-    """``GET /entity``: build version and endpoints, no auth (API-FACTS §1)."""
+    """``GET /entity``: build version and endpoints, no auth (api.md §1)."""
     app = h.server.app
     site = app.opt.site_path
     return {
@@ -63,7 +63,7 @@ def route_endpoint(h: Handler, method: str, version: str, rest: list[str]) -> Re
     app = h.server.app
     tenant_param = h.params.get("company") or h.params.get("tenant") or ""
     if rest == ["swagger.json"]:
-        # API-FACTS §5: ?company=<Tenant> names the tenant; otherwise the signed-in user's.
+        # api.md §5: ?company=<Tenant> names the tenant; otherwise the signed-in user's.
         if tenant_param.lower() != "company":
             denied = app.auth.authenticate(h.cookies, h.authorization)
             if denied is not None:
@@ -112,7 +112,7 @@ def data_request(h: Handler, version: str, entity: str, keys: list[str]) -> Repl
 
 
 def instance_swagger(site: str) -> dict[str, Any]:
-    """``GET /entity/swagger.json``: the instance API (sign-in, sign-out, version), API-FACTS §5."""
+    """``GET /entity/swagger.json``: the instance API (sign-in, sign-out, version), api.md §5."""
     ok = {"204": {"description": "No Content"}}
     return {
         "openapi": "3.0.1",

@@ -51,7 +51,7 @@ def compile_selection(
     extra: set[str] | None = None,
 ) -> Sel:
     """Validate the query options against the schema and compile the output plan."""
-    # expand tree: member -> subtree (API-FACTS §4: nested via slash, files, Details/files)
+    # expand tree: member -> subtree (api.md §4: nested via slash, files, Details/files)
     etree: dict[str, Any] = {}
     for path in split_list(expand):
         node, sch = etree, top.schema
@@ -80,7 +80,7 @@ def compile_selection(
                     node[""].add(seg)
                     break
                 if seg not in enode:
-                    # API-FACTS §4: nested entities in $select must also be in $expand
+                    # api.md §4: nested entities in $select must also be in $expand
                     raise odata_error(
                         f"The entity '{seg}' in $select must also be specified in $expand."
                     )
@@ -162,7 +162,7 @@ def build_record(
     links: tuple[str, str] | None,
     files_put_base: str,
 ) -> dict[str, Any]:
-    """One record (or detail line / linked entity) in the API-FACTS §3 shape."""
+    """One record (or detail line / linked entity) in the api.md §3 shape."""
     gen = sel.gen
     d: dict[str, Any] = {"id": c.guid, "rowNumber": row, "note": note}
     for name, kind, payload in sel.members:
@@ -191,7 +191,7 @@ def build_record(
     if links is not None:
         d["_links"] = {"self": links[0], "files:put": links[1]}
     elif files_put_base:
-        # API-FACTS §3: detail lines carry _links with only files:put (graph / view / id)
+        # api.md §3: detail lines carry _links with only files:put (graph / view / id)
         d["_links"] = {"files:put": f"{files_put_base}/{sel.view}/{c.guid}/{{filename}}"}
     if sel.files:
         d["files"] = []

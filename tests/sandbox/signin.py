@@ -1,4 +1,4 @@
-"""The identity server's HTML: the sign-in and consent page and its error page (API-FACTS §7)."""
+"""The identity server's HTML: the sign-in and consent page and its error page (api.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""swagger.json generated from the sandbox's own entity definitions (API-FACTS §5).
+"""swagger.json generated from the sandbox's own entity definitions (api.md §5).
 
 24.200.001 → OpenAPI 3.0.1 (components.schemas/parameters/responses); 23.200.001 → Swagger 2.0
 (definitions, basePath), as §5 says the real 22/23 documents are. The layout follows the real

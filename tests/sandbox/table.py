@@ -1,6 +1,6 @@
 """Compact per-entity state: numpy arrays of change stamps, revisions and live flags.
 
-Index order IS primary-key order (API-FACTS §4: list order = key order): keys are generated from the
+Index order IS primary-key order (api.md §4: list order = key order): keys are generated from the
 index (type blocks sorted by their internal code, then a zero-padded number), and inserts get the
 next index, i.e. a key after the last one. Memory is O(records) in numpy arrays only.
 """

@@ -80,7 +80,7 @@ _ISO_SIGN = _ISO_TEMPLATE.index(b"+")
 def iso_local(local_ms: np.ndarray, offset_min: np.ndarray, post: bytes) -> np.ndarray:
     """``YYYY-MM-DDThh:mm:ss[.f{1,3}]±hh:mm`` + ``post`` for local-time ms and offsets.
 
-    The fraction keeps 0-3 digits with trailing zeros dropped (Acumatica's format, API-FACTS §3);
+    The fraction keeps 0-3 digits with trailing zeros dropped (Acumatica's format, api.md §3);
     shorter rows end in NUL padding. All digits come from one integer gather of the components.
     """
     n = len(local_ms)

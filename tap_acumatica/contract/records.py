@@ -1,7 +1,7 @@
 """Turn Acumatica's wrapped JSON records into flat Singer records, guided by the stream schema.
 
-API-FACTS §3: every field is ``{"value": x}`` (``{}`` when empty), ``note`` is wrapped too,
-linked entities are nested objects and details arrays of objects, each with ``id``,
+docs/acumatica-api.md §3: every field is ``{"value": x}`` (``{}`` when empty), ``note`` is
+wrapped too, linked entities are nested objects and details arrays of objects, each with ``id``,
 ``rowNumber``, ``custom`` and ``_links``; custom fields sit under
 ``custom.<View>.<Field> = {"type": ..., "value": ...}``.
 
@@ -14,20 +14,16 @@ fields kept nested as ``custom: {"<View>": {"<Field>": value}}`` mirroring Acuma
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 
+from tap_acumatica.stamps import EPOCH, parse_micros
+
 #: Plan node kinds.
 _VALUE, _DATETIME, _OBJECT, _ARRAY, _CUSTOM, _RAW = range(6)
-
-_DT_RE = re.compile(
-    r"^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?)?"
-    r"\s*(Z|[+-]\d\d:?\d\d)?$"
-)
 
 Plan = dict[str, tuple[int, Any]]
 
@@ -47,7 +43,7 @@ def _types(prop: Mapping[str, Any]) -> set[str]:
 
 def _node(name: str, prop: Mapping[str, Any]) -> tuple[int, Any]:
     types = _types(prop)
-    if name == "note":  # API-FACTS §3: wrapped like a field, whatever its schema says
+    if name == "note":  # docs/acumatica-api.md §3: wrapped like a field, whatever its schema says
         return (_VALUE, None)
     if name == "custom" and "object" in types:
         views = {
@@ -100,7 +96,7 @@ def transform(raw: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
 
 
 class _Wrapped(msgspec.Struct, gc=False):
-    """A field's ``{"value": x}`` wrapper (API-FACTS §3); ``{}`` decodes as ``value=None``."""
+    """A field's ``{"value": x}`` wrapper (docs/acumatica-api.md §3); ``{}`` is ``value=None``."""
 
     value: Any = None
 
@@ -195,7 +191,8 @@ def _custom(value: Any, views: Mapping[str, Plan]) -> dict[str, Any] | None:
 def to_utc(value: Any) -> Any:
     """An Acumatica date-time string (any offset, up to 7 fraction digits) → UTC ISO-8601.
 
-    API-FACTS §3: the server picks the offset (the sandbox serves America/New_York), so the
+    docs/acumatica-api.md §3: the server picks the offset (the sandbox serves America/New_York), so
+    the
     offset is applied, never dropped. An offset-less value is taken as UTC. Results are
     remembered (a bounded table): dates repeat across records — order dates at midnight,
     details' ship dates, one stamp for a whole import — and parsing is the dearest step.
@@ -233,30 +230,7 @@ def _to_utc(value: str) -> str:
     micros = parse_micros(value)
     if micros is None:
         return value
-    return (_EPOCH + dt.timedelta(microseconds=micros)).isoformat(timespec="microseconds")
+    return (EPOCH + dt.timedelta(microseconds=micros)).isoformat(timespec="microseconds")
 
 
 _fromisoformat = dt.datetime.fromisoformat
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-
-
-def parse_ms(value: str) -> int | None:
-    """Epoch milliseconds (floored) of an ISO-8601 date-time string, or None."""
-    micros = parse_micros(value)
-    return None if micros is None else micros // 1000
-
-
-def parse_micros(value: str) -> int | None:
-    """Epoch microseconds of an ISO-8601 date-time string, or None if it is not one."""
-    m = _DT_RE.match(value)
-    if m is None:
-        return None
-    year, month, day, hour, minute, second, frac, tz = m.groups()
-    offset = 0
-    if tz and tz != "Z":
-        sign = -1 if tz[0] == "-" else 1
-        digits = tz[1:].replace(":", "")
-        offset = sign * (int(digits[:2]) * 60 + int(digits[2:]))
-    days = dt.date(int(year), int(month), int(day)).toordinal() - 719_163
-    seconds = days * 86_400 + int(hour or 0) * 3600 + int(minute or 0) * 60 + int(second or 0)
-    return (seconds - offset * 60) * 1_000_000 + int((frac or "").ljust(6, "0")[:6])

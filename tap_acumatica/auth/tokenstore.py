@@ -1,9 +1,10 @@
 """A durable, locked, atomically written home for OAuth tokens that rotate.
 
-Acumatica rotates the refresh token on every refresh (API-FACTS §7): the new one must be on
-disk before anything else happens, or the next run has no valid token. singer-sdk 0.54 keeps
-no rotated token and Meltano deletes the config file it hands the tap (SINGER-SDK-NOTES §1,
-§7), so the store lives in one of three places (``resolve_location``):
+Acumatica rotates the refresh token on every refresh (docs/acumatica-api.md §7): the new one
+must be on disk before anything else happens, or the next run has no valid token. singer-sdk
+0.54 keeps no rotated token and Meltano deletes the config file it hands the tap
+(docs/architecture.md, "The SDK"), so the store lives in one of three places
+(``resolve_location``):
 
 1. ``oauth_settings_location`` when set: a JSON file of its own;
 2. else, the tap was started with one real ``--config`` file outside Meltano: the key
@@ -266,7 +267,7 @@ def _under_meltano(config_files: Sequence[str]) -> Path | None:
         return Path(root)
     for path in config_files:
         parts = Path(os.path.abspath(path)).parts
-        # Meltano hands the tap .meltano/run/<plugin>/tap.<uuid>.config.json (SDK-NOTES §7).
+        # Meltano hands the tap .meltano/run/<plugin>/tap.<uuid>.config.json.
         for i in range(len(parts) - 1):
             if parts[i] == ".meltano" and parts[i + 1] == "run":
                 return Path(*parts[:i])

@@ -1,6 +1,7 @@
-"""Time windows over a change field: planning, adaptive width, splitting, tie-burst paging.
+"""Time windows over a change field: every decision on how wide a window is and where it is cut.
 
-Why windows and not ``$skip`` paging (API-FACTS §4): the contract-based API has no ``$orderby``,
+Why windows and not ``$skip`` paging (docs/acumatica-api.md §4): the contract-based API has no
+``$orderby``,
 list order is not change order, and ``$skip`` counts positions in a list that moves when records
 are deleted or modified during the read, so a plain ``$top/$skip`` walk silently skips rows.
 A window ``[A, B)`` on the change field is a *value* range: a record whose stamp is in it is
@@ -14,41 +15,15 @@ that detect any shift.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from tap_acumatica.errors import AcumaticaAPIError
+from tap_acumatica.stamps import iso_utc, parse_ms
 
-#: Resolution of Acumatica date-times: up to 3 fractional digits (API-FACTS §3).
+#: Resolution of Acumatica date-times: up to 3 fractional digits (docs/acumatica-api.md §3).
 PRECISION_MS = 1
-DAY_MS = 86_400_000
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-
-
-def to_ms(value: dt.datetime) -> int:
-    """Milliseconds since the epoch (aware datetimes; naive ones are taken as UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    delta = value - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-def from_ms(ms: int) -> dt.datetime:
-    """The aware UTC datetime of ``ms`` milliseconds since the epoch."""
-    return EPOCH + dt.timedelta(milliseconds=ms)
-
-
-def iso_utc(ms: int) -> str:
-    """Bookmark/record format: fixed-width UTC ISO-8601, so text order is time order."""
-    return from_ms(ms).isoformat(timespec="microseconds")
-
-
-def odata_literal(ms: int) -> str:
-    """``datetimeoffset'…'`` literal, offset-qualified (API-FACTS §4: never offset-less)."""
-    return f"datetimeoffset'{from_ms(ms).isoformat(timespec='milliseconds')}'"
 
 
 @dataclass(frozen=True, order=True)
@@ -67,10 +42,6 @@ class Window:
     def splittable(self) -> bool:
         """False when the window is one precision step wide (a single possible stamp)."""
         return self.width > PRECISION_MS
-
-    def filter(self, field: str) -> str:
-        """The ``$filter`` expression selecting this window on ``field``."""
-        return f"{field} ge {odata_literal(self.start)} and {field} lt {odata_literal(self.end)}"
 
     def __str__(self) -> str:
         """Readable form for logs."""
@@ -102,7 +73,7 @@ class WindowPlanner:
     entity costs a single request. The width is ``target`` over the density of the last few
     windows (their records over their widths, so one window's noise does not swing it); an
     empty window makes it 8x wider, a handful of records at most 4x. A full window is re-cut
-    where its page's stamps say (``extract._recut``), which then :meth:`aim` s the width.
+    where its page's stamps say (:func:`recut`), which then :meth:`aim` s the width.
     """
 
     #: How many recent windows the density estimate pools.
@@ -158,57 +129,88 @@ class WindowPlanner:
         self.width = max(PRECISION_MS, estimate)
 
 
-def page_consistently(
-    fetch_page: Callable[[int, int], Sequence[dict[str, Any]]],
+@dataclass(frozen=True)
+class PageStamps:
+    """What a full page says about its window: a dominant stamp, and every stamp, sorted (ms)."""
+
+    tie: int | None = None
+    sample: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, rows: Iterable[dict[str, object]], key: str) -> PageStamps:
+        """Read the change stamps (unwrapped UTC strings) of a full page's records.
+
+        The tie is the stamp shared by at least half the page, if any: a tie burst.
+        """
+        stamps: list[int] = []
+        count = 0
+        for row in rows:
+            count += 1
+            value = row.get(key)
+            ms = parse_ms(value) if isinstance(value, str) else None
+            if ms is not None:
+                stamps.append(ms)
+        if not stamps:
+            return cls()
+        stamp, most = Counter(stamps).most_common(1)[0]
+        stamps.sort()
+        return cls(stamp if most * 2 >= count else None, tuple(stamps))
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A part of a re-cut window: a window to fetch, or a region still to be cut."""
+
+    window: Window
+    region: bool = False
+    hinted: bool = False  # cut where a full page's stamps put ``target`` records
+
+
+def recut(
+    window: Window,
+    page: PageStamps,
+    planner: WindowPlanner,
     *,
-    page_size: int,
-    first_page: Sequence[dict[str, Any]] | None = None,
-    max_restarts: int = 10,
-    what: str = "records",
-) -> Iterator[dict[str, Any]]:
-    """Read a whole result set with ``$top/$skip`` and overlapping pages; never lose a row.
+    hinted: bool,
+) -> list[Piece]:
+    """Cut a full window again where its page's stamps say, so no re-read is blind.
 
-    Used only where no value range can split the set further: a tie burst (one stamp) or an
-    entity with no change field. Pages overlap by ``overlap`` rows. The set can only shrink
-    while it is read (a record leaves a tie burst when it is modified or deleted; inserts get a
-    new stamp), and the server lists it in a stable key order, so a page whose first row was
-    also in the previous page continues it without a gap; if it was not, rows before the page
-    boundary vanished and the read restarts from the top. Rows are yielded as they arrive,
-    each ``id`` once.
+    The page is a sample of the window in key order, not change order (docs/acumatica-api.md §4):
+    - a dominant stamp (a tie burst) gets a 1 ms window of its own; bisecting down to it from
+      a wide window would cost one wasted full page per halving, about 40 for decades;
+    - over a measured density a full window is noise or a busy spell: cut at the page's
+      median stamp, which halves its records whatever their order;
+    - while the density is unknown (the first window spans decades), the next window ends at
+      the page's ``target/2``-th stamp and is followed by windows as wide as the page's stamps
+      are dense. Keys follow creation and most records change soon after, so the lowest keys
+      hold the oldest stamps, wherever in the range they lie;
+    - if that hinted window is full too, the keys say little about the stamps: cut at an
+      eighth of its page, which divides the records by about eight per wasted page.
     """
-    overlap = max(1, min(page_size // 10, 200))
-    if page_size <= overlap:
-        msg = f"page_size {page_size} is too small to page {what} safely (need at least 2)"
-        raise AcumaticaAPIError(msg)
-    seen: set[str] = set()
-    restarts = 0
-    skip = 0
-    prev_ids: set[str] | None = None
-    page = list(first_page) if first_page is not None else None
-    while True:
-        if page is None:
-            page = list(fetch_page(skip, page_size))
-        if prev_ids is not None and (not page or _row_id(page[0]) not in prev_ids):
-            restarts += 1
-            if restarts > max_restarts:
-                msg = (
-                    f"{what} kept shifting while being paged ({restarts} restarts); "
-                    "retry when the instance is quieter or lower max_concurrent_requests"
-                )
-                raise AcumaticaAPIError(msg)
-            skip, prev_ids, page = 0, None, None
-            continue
-        for row in page:
-            rid = _row_id(row)
-            if rid not in seen:
-                seen.add(rid)
-                yield row
-        if len(page) < page_size:
-            return
-        prev_ids = {_row_id(r) for r in page[-overlap:]}
-        skip += page_size - overlap
-        page = None
-
-
-def _row_id(row: dict[str, Any]) -> str:
-    return str(row.get("id"))
+    tie, sample = page.tie, page.sample
+    if tie is not None and window.start <= tie < window.end and window.splittable:
+        parts = [
+            Piece(Window(window.start, tie), region=True),
+            Piece(Window(tie, tie + PRECISION_MS)),
+            Piece(Window(tie + PRECISION_MS, window.end), region=True),
+        ]
+        return [p for p in parts if p.window.width > 0]
+    inside = [s for s in sample if window.start <= s < window.end]
+    if planner.measured and len(inside) > 1:
+        # Over a measured density, a full window is noise or a busy spell: halve its records.
+        median = inside[len(inside) // 2]
+        if window.start < median < window.end:
+            return [Piece(Window(window.start, median)), Piece(Window(median, window.end))]
+    # First the page's target/2-th stamp; once that failed, an eighth of the page per cut.
+    rank = len(inside) // 8 if hinted else planner.target // 2
+    if 0 < rank < len(inside) and window.start < inside[rank] < window.end:
+        cut = inside[rank]
+        planner.aim(cut - (window.start if hinted else inside[0]))
+        first = Piece(Window(window.start, cut), hinted=True)
+        return [first, Piece(Window(cut, window.end), region=True)]
+    # No usable stamps on the page: halve the time range (always progress: width >= 2 ms).
+    middle = window.start + window.width // 2
+    return [
+        Piece(Window(window.start, middle), region=True),
+        Piece(Window(middle, window.end), region=True),
+    ]

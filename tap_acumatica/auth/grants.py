@@ -1,8 +1,8 @@
 """The OAuth grants: authorization code with PKCE (``oauth_code``), password (``oauth_password``).
 
-Both build on ``tap_acumatica.oauth.OAuthAuthenticator`` (store, rotation, token endpoint);
-``initiate_oauth`` (GETANDREFRESH, REFRESH, OFF) follows the commercial driver's
-InitiateOAuth (see ../shared/seed).
+Both build on ``auth.oauth.OAuthAuthenticator`` (store, rotation, token endpoint);
+``initiate_oauth`` (GETANDREFRESH, REFRESH, OFF) follows the commercial drivers' InitiateOAuth
+(docs/acumatica-api.md §7).
 """
 
 from __future__ import annotations
@@ -10,24 +10,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tap_acumatica import codegrant, redact
-from tap_acumatica.auth import DEFAULT_SCOPE, tenant_of
-from tap_acumatica.errors import AuthError, ConfigError
-from tap_acumatica.oauth import (
+from tap_acumatica import redact
+from tap_acumatica.auth import browser
+from tap_acumatica.auth.oauth import (
     AmbiguousAnswerError,
     OAuthAnswerError,
     OAuthAuthenticator,
     relogin_hint,
 )
-from tap_acumatica.tokenstore import (
-    StoredTokens,
-    TokenSet,
-    resolve_location,
-    sha256,
-)
+from tap_acumatica.auth.tokenstore import StoredTokens, TokenSet, sha256
+from tap_acumatica.errors import AuthError, ConfigError
 
 logger = logging.getLogger("tap_acumatica.auth")
 
@@ -38,12 +32,13 @@ class CodeGrantAuthenticator(OAuthAuthenticator):
     def __init__(
         self,
         *,
-        initiate_oauth: str = "GETANDREFRESH",
-        redirect_uri: str | None = None,
-        login_timeout: float = 300.0,
-        open_browser: bool = True,
+        initiate_oauth: str,
+        redirect_uri: str | None,
+        login_timeout: float,
+        open_browser: bool,
         **kwargs: Any,
     ) -> None:
+        """Settings of the grant; the rest go to :class:`OAuthAuthenticator`."""
         super().__init__(**kwargs)
         self.initiate = initiate_oauth.upper()
         self.redirect_uri = redirect_uri
@@ -100,16 +95,16 @@ class CodeGrantAuthenticator(OAuthAuthenticator):
         with self._lock:
             with self.store.lock():
                 self._load()  # refuse early when the store belongs to another client
-            request = codegrant.authorization_request(
+            request = browser.authorization_request(
                 base_url=self.base_url,
                 client_id=self.client_id,
                 redirect_uri=self.redirect_uri,
                 scope=self.scope,
             )
             if stdin is not None:
-                code = codegrant.read_pasted_url(request, self.login_timeout, stdin)
+                code = browser.read_pasted_url(request, self.login_timeout, stdin)
             else:
-                code = codegrant.obtain_code(
+                code = browser.obtain_code(
                     request, timeout=self.login_timeout, browser=self.open_browser
                 )
             form = {
@@ -128,7 +123,7 @@ class CodeGrantAuthenticator(OAuthAuthenticator):
             fresh = StoredTokens(TokenSet(), self.fingerprint, sha256(self.seed.refresh_token))
             with self.store.lock():
                 self._accept(body, fresh, None)
-        codegrant.say(f"Signed in. OAuth tokens saved to {self.store.describe}.")
+        browser.say(f"Signed in. OAuth tokens saved to {self.store.describe}.")
 
 
 class _NeedsSignInError(Exception):
@@ -136,9 +131,10 @@ class _NeedsSignInError(Exception):
 
 
 class PasswordGrantAuthenticator(OAuthAuthenticator):
-    """``oauth_password``: resource-owner password grant (API-FACTS §7), refresh when possible."""
+    """``oauth_password``: the password grant (docs/acumatica-api.md §7), then refreshes."""
 
     def __init__(self, *, username: str, password: str, **kwargs: Any) -> None:
+        """The user's credentials; the rest go to :class:`OAuthAuthenticator`."""
         super().__init__(**kwargs)
         self._username = username
         self._password = password
@@ -167,59 +163,3 @@ class PasswordGrantAuthenticator(OAuthAuthenticator):
                 raise AuthError(msg) from None
             raise AuthError(str(exc)) from None
         self._accept(body, stored, fallback_rt=None)
-
-
-def build_oauth(
-    config: Mapping[str, Any], *, config_files: Sequence[str], user_agent: str | None
-) -> OAuthAuthenticator:
-    """The OAuth authenticator for ``config`` (validated by auth.validate_auth_config)."""
-    method = config.get("auth_method") or "oauth_code"
-    common: dict[str, Any] = {
-        "base_url": str(config["base_url"]).strip(),
-        "client_id": str(config["client_id"]),
-        "client_secret": str(config["client_secret"]),
-        "scope": str(config.get("scope") or DEFAULT_SCOPE),
-        # The tenant is part of client_id (API-FACTS §7); the `tenant` setting serves cookie
-        # sign-in and must not change which tokens the store accepts.
-        "tenant": tenant_of({"client_id": config["client_id"]}),
-        "user_agent": user_agent,
-        "seed": TokenSet(
-            access_token=config.get("access_token") or None,
-            refresh_token=config.get("refresh_token") or None,
-        ),
-    }
-    location = config.get("oauth_settings_location") or None
-    if method == "oauth_password":
-        # Issue 4 §6: the password grant keeps tokens on disk only when asked to.
-        store = (
-            resolve_location(oauth_settings_location=location, config_files=())
-            if location
-            else None
-        )
-        return PasswordGrantAuthenticator(
-            username=str(config["username"]),
-            password=str(config["password"]),
-            store=store,
-            **common,
-        )
-    initiate = str(config.get("initiate_oauth") or "GETANDREFRESH").upper()
-    if initiate != "OFF" and "offline_access" not in str(common["scope"]).split():
-        # API-FACTS §7: no offline_access, no refresh token: every hour needs a person.
-        logger.warning("scope lacks offline_access: no refresh token, so no unattended renewal.")
-    store = None
-    if initiate != "OFF":
-        store = resolve_location(oauth_settings_location=location, config_files=config_files)
-        if store is None:
-            msg = (
-                "nowhere durable to keep rotating OAuth tokens: set oauth_settings_location "
-                "(or run the tap with exactly one --config file)"
-            )
-            raise ConfigError(msg)
-    return CodeGrantAuthenticator(
-        initiate_oauth=initiate,
-        redirect_uri=config.get("redirect_uri") or None,
-        login_timeout=float(config.get("login_timeout_seconds") or 300),
-        open_browser=bool(config.get("open_browser", True)),
-        store=store,
-        **common,
-    )

@@ -1,13 +1,14 @@
 """Registry of Acumatica entities: natural keys, inquiry-only entities, per-entity overrides.
 
 Streams are not hand-written classes: the tap builds one generic
-:class:`~tap_acumatica.client.AcumaticaStream` per top-level entity the endpoint document lists,
-and this registry only adds what the document cannot say.
+:class:`~tap_acumatica.contract.stream.ContractStream` per top-level entity the endpoint
+document lists, and this registry only adds what the document cannot say.
 """
 
 from __future__ import annotations
 
-#: Natural (form) key fields, in URL order (API-FACTS §2.1). Key fields are not in the OpenAPI
+#: Natural (form) key fields, in URL order (docs/acumatica-api.md §2.1). Key fields are not in the
+#: OpenAPI
 #: document, so they come from Acumatica's generated models. The stream's primary key stays
 #: ``id`` (the NoteID, stable across sessions and key renames); these are recorded in the schema
 #: and always added to ``$select``.
@@ -47,7 +48,8 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 #: Inquiry-style entities: a filter form plus a results detail, read with PUT and a body, not
-#: with a list GET (API-FACTS §2.1), so they are not streams. Any other entity whose name ends in
+#: with a list GET (docs/acumatica-api.md §2.1), so they are not streams. Any other entity whose
+#: name ends in
 #: ``Inquiry`` is skipped as well.
 INQUIRY_ENTITIES: frozenset[str] = frozenset(
     {

@@ -1,11 +1,11 @@
 """The OAuth 2.0 authenticator base: bearer tokens, the token store, rotation, the token endpoint.
 
-Acumatica rotates the refresh token on every refresh (API-FACTS §7), so the rules are:
+Acumatica rotates the refresh token on every refresh (docs/acumatica-api.md §7), so the rules are:
 the token store's lock is held from reading the store through the token POST to writing it;
 the store is re-read after taking the lock (another process may have rotated already, or left
 a valid access token to share); the new refresh token is on disk before the new access token is
 used; the token POST is never retried blindly (a read timeout re-reads the store first).
-The grants themselves (authorization code, password) are in ``tap_acumatica.grants``.
+The grants themselves (authorization code, password) are in ``auth.grants``.
 """
 
 from __future__ import annotations
@@ -20,21 +20,16 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from tap_acumatica import redact
-from tap_acumatica.auth import (
-    DEFAULT_SCOPE,
-    AcumaticaAuthenticator,
-    LoginLimitError,
-    error_text,
-    is_login_limit,
-)
-from tap_acumatica.errors import AuthError
-from tap_acumatica.tokenstore import (
+from tap_acumatica.auth.base import AcumaticaAuthenticator
+from tap_acumatica.auth.tokenstore import (
     StoredTokens,
     TokenSet,
     TokenStore,
     fingerprint,
     sha256,
 )
+from tap_acumatica.errors import AuthError, LoginLimitError
+from tap_acumatica.http.messages import auth_error_text, is_login_limit
 
 logger = logging.getLogger("tap_acumatica.auth")
 
@@ -77,18 +72,19 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
         base_url: str,
         client_id: str,
         client_secret: str,
-        scope: str = DEFAULT_SCOPE,
-        store: TokenStore | None = None,
-        seed: TokenSet | None = None,
-        tenant: str = "",
-        user_agent: str | None = None,
+        scope: str,
+        store: TokenStore | None,
+        seed: TokenSet,
+        tenant: str,
+        user_agent: str | None,
     ) -> None:
+        """Tokens come from ``store`` (or ``seed``); no network I/O here."""
         super().__init__(base_url=base_url, user_agent=user_agent)
         self.client_id = client_id
         self._client_secret = client_secret
         self.scope = scope
         self.store = store
-        self.seed = seed or TokenSet()
+        self.seed = seed
         self.fingerprint = fingerprint(client_id, self.base_url, tenant)
         self._meta = {"client_id": client_id, "base_url": self.base_url}
         self._tokens: TokenSet | None = None
@@ -121,7 +117,8 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
         if not self._seat or not self._tokens or not self._tokens.access_token:
             return
         self._seat = False
-        # API-FACTS §6/§7: an OAuth session holds an API seat until logout with the bearer.
+        # docs/acumatica-api.md §6/§7: an OAuth session holds an API seat until logout with the
+        # bearer.
         self._post_logout({"Authorization": f"Bearer {self._tokens.access_token}"})
 
     # -- the store -----------------------------------------------------------------------
@@ -238,7 +235,7 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
         tokens = parse_token_response(body, fallback_rt=fallback_rt)
         self._save(StoredTokens(tokens, self.fingerprint, stored.seed_sha256))
         self._adopt(tokens)  # only now: the new refresh token is on disk first
-        self._seat = True  # Acumatica opens an API session per grant (API-FACTS §6, §7)
+        self._seat = True  # Acumatica opens an API session per grant (docs/acumatica-api.md §6, §7)
         logger.info("Obtained a new OAuth access token (expires in %s s).", body.get("expires_in"))
 
     # -- the token endpoint --------------------------------------------------------------
@@ -252,11 +249,11 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
                 raise AmbiguousAnswerError(f"no answer: {_reason(exc)}") from None
             msg = f"cannot reach Acumatica's token endpoint {url}: {_reason(exc)}"
             raise AuthError(msg) from None
-        if is_login_limit(resp):
+        if is_login_limit(resp.status_code, resp.text):
             raise LoginLimitError
         if resp.status_code >= 500 or resp.status_code == 429:
             # A gateway error or throttling says nothing about whether the refresh happened.
-            raise AmbiguousAnswerError(error_text(resp))
+            raise AmbiguousAnswerError(auth_error_text(resp))
         try:
             body = resp.json()
         except ValueError:
@@ -272,7 +269,7 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
             )
             raise AuthError(msg)
         raise OAuthAnswerError(
-            error or f"http_{resp.status_code}", f"token request: {error_text(resp)}"
+            error or f"http_{resp.status_code}", f"token request: {auth_error_text(resp)}"
         )
 
 
@@ -294,7 +291,7 @@ def _never_sent(exc: requests.RequestException) -> bool:
 
 
 def parse_token_response(body: Mapping[str, Any], fallback_rt: str | None = None) -> TokenSet:
-    """A TokenSet with an absolute expiry from a token endpoint answer (API-FACTS §7)."""
+    """A TokenSet with an absolute expiry from a token answer (docs/acumatica-api.md §7)."""
     try:
         expires_in = float(body.get("expires_in") or 3600)
     except (TypeError, ValueError):

@@ -1,4 +1,4 @@
-"""The interactive half of the OAuth 2.0 authorization-code grant (API-FACTS §7).
+"""The interactive half of the OAuth 2.0 authorization-code grant (docs/acumatica-api.md §7).
 
 Builds the authorize URL with PKCE (S256, the only method Acumatica takes) and a random
 ``state``, shows it to the user (stderr, never stdout: stdout is the Singer stream) and opens
@@ -30,21 +30,7 @@ from typing import IO, Any
 
 from tap_acumatica import redact
 from tap_acumatica.errors import AuthError, ConfigError
-
-LOOPBACK_NAMES = ("localhost",)
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for localhost and loopback IP addresses."""
-    if not host:
-        return False
-    host = host.strip("[]").lower()
-    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from tap_acumatica.settings import is_loopback
 
 
 def _b64(raw: bytes) -> str:

@@ -1,14 +1,14 @@
 """Turn an endpoint's own OpenAPI 3 / Swagger 2 document into entity descriptions and schemas.
 
 Pure functions only (no HTTP): the tap downloads the document with authentication and
-passes the bytes here. API-FACTS §5: the 24.200.001 document is OpenAPI 3.0.1 (schemas under
+passes the bytes here. docs/acumatica-api.md §5: the 24.200.001 document is OpenAPI 3.0.1 (schemas
+under
 ``components.schemas``), 22/23 documents are Swagger 2.0 (``definitions``); every entity schema
 is ``allOf: [Entity, {properties}]`` and every field is a value wrapper ``{"value": ...}``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,12 +17,15 @@ import msgspec
 
 from tap_acumatica.errors import ConfigError
 
-#: Change-tracking fields in order of preference (API-FACTS §2.1). ``LastModifiedDateTime`` wins
+#: Change-tracking fields in order of preference (docs/acumatica-api.md §2.1).
+#: ``LastModifiedDateTime`` wins
 #: when an entity has both (StockItem, TemplateItems in 24.200.001): it is the DAC field itself
-#: and the only one left in Default/26.200.001 (API-FACTS §1.1), so bookmarks survive upgrades.
+#: and the only one left in Default/26.200.001 (docs/acumatica-api.md §1.1), so bookmarks survive
+#: upgrades.
 REPLICATION_KEY_CANDIDATES: tuple[str, ...] = ("LastModifiedDateTime", "LastModified")
 
-#: System members of every entity (API-FACTS §3); handled by the record transform, not fields.
+#: System members of every entity (docs/acumatica-api.md §3); handled by the record transform, not
+#: fields.
 SYSTEM_MEMBERS = frozenset({"id", "rowNumber", "note", "custom", "error", "files", "_links"})
 
 _CUSTOM_TYPES: dict[str, dict[str, Any]] = {
@@ -51,8 +54,6 @@ _FILES_SCHEMA: dict[str, Any] = {
     },
 }
 
-_VERSION_RE = re.compile(r"^\d+(\.\d+)*$")
-
 
 @dataclass(frozen=True)
 class FieldInfo:
@@ -75,7 +76,7 @@ class EntityInfo:
 
     @property
     def replication_key(self) -> str | None:
-        """The change-tracking field (API-FACTS §2.1), or None for FULL_TABLE entities."""
+        """The change field (docs/acumatica-api.md §2.1), or None for FULL_TABLE entities."""
         for candidate in REPLICATION_KEY_CANDIDATES:
             info = self.fields.get(candidate)
             if info is not None and info.json_schema.get("format") == "date-time":
@@ -95,39 +96,6 @@ def decode_document(raw: bytes) -> dict[str, Any]:
         msg = "the endpoint document is not a JSON object"
         raise ConfigError(msg)
     return doc
-
-
-def choose_endpoint_version(
-    index: Mapping[str, Any], endpoint_name: str, configured: str | None
-) -> str:
-    """Pick the endpoint version from ``GET /entity`` (API-FACTS §1): configured or highest."""
-    versions = sorted(
-        {
-            str(ep.get("version"))
-            for ep in index.get("endpoints") or []
-            if isinstance(ep, dict)
-            and str(ep.get("name", "")).lower() == endpoint_name.lower()
-            and _VERSION_RE.match(str(ep.get("version", "")))
-        },
-        key=lambda v: tuple(int(p) for p in v.split(".")),
-    )
-    if configured:
-        if configured in versions:
-            return configured
-        have = ", ".join(versions) or "none"
-        msg = (
-            f"endpoint_version {configured!r} is not available for endpoint {endpoint_name!r} "
-            f"on this instance; it lists: {have}"
-        )
-        raise ConfigError(msg)
-    if not versions:
-        names = sorted({str(ep.get("name")) for ep in index.get("endpoints") or []})
-        msg = (
-            f"endpoint {endpoint_name!r} is not listed by GET /entity on this instance; "
-            f"available endpoints: {', '.join(names) or 'none'}"
-        )
-        raise ConfigError(msg)
-    return versions[-1]
 
 
 class ApiDocument:
@@ -231,7 +199,8 @@ class ApiDocument:
         value = self._resolve(self._properties(wrapper)["value"]) or {}
         jtype = value.get("type")
         if jtype == "object" or "properties" in value:
-            # Contract 5 single-select values carry {"id", "description"} (API-FACTS §1.1).
+            # Contract 5 single-select values carry {"id", "description"} (docs/acumatica-api.md
+            # §1.1).
             props = {
                 k: self._value_schema({"properties": {"value": v}})
                 for k, v in self._properties(value).items()
@@ -259,7 +228,8 @@ class ApiDocument:
     ) -> dict[str, Any]:
         """JSON Schema of a stream's records, with expanded members nested and custom fields.
 
-        ``expand`` holds paths such as ``Details`` or ``MainContact/Address`` (API-FACTS §4);
+        ``expand`` holds paths such as ``Details`` or ``MainContact/Address`` (docs/acumatica-api.md
+        §4);
         ``custom`` maps view → field → Acumatica custom type (from ``$adHocSchema``).
         """
         tree = expand_tree(expand)
@@ -271,7 +241,10 @@ class ApiDocument:
             props["custom"] = custom_schema(custom)
         for key in natural_keys:
             if key in props:
-                props[key] = {**props[key], "description": "Natural key field (API-FACTS §2.1)."}
+                props[key] = {
+                    **props[key],
+                    "description": "Natural key field (docs/acumatica-api.md §2.1).",
+                }
         schema: dict[str, Any] = {"type": "object", "properties": props}
         if description:
             schema["description"] = description
@@ -321,7 +294,7 @@ class ApiDocument:
 def expand_tree(paths: Iterable[str]) -> dict[str, Any]:
     """``["Details", "MainContact/Address"]`` → ``{"Details": {}, "MainContact": {"Address": {}}}``.
 
-    Paths are split on ``/`` (API-FACTS §4: nested expansion).
+    Paths are split on ``/`` (docs/acumatica-api.md §4: nested expansion).
     """
     tree: dict[str, Any] = {}
     for path in paths:
@@ -348,7 +321,7 @@ def custom_schema(custom: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
 
 
 def custom_fields_from_adhoc(adhoc: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """Read ``custom.<View>.<Field>.type`` out of an ``$adHocSchema`` response (API-FACTS §5)."""
+    """``custom.<View>.<Field>.type`` of an ``$adHocSchema`` answer (docs/acumatica-api.md §5)."""
     result: dict[str, dict[str, str]] = {}
     for view, fields in (adhoc.get("custom") or {}).items():
         if not isinstance(fields, dict):

@@ -1,47 +1,45 @@
-"""HTTP for the tap: keep-alive sessions per thread, retries, Acumatica error messages.
+"""The tap's GET client: keep-alive sessions per thread, retries, deadlines, sign-out safety.
 
-The SDK's RESTStream request loop is single-threaded and ignores ``Retry-After`` (SINGER-SDK
-notes §2), while windows are fetched by several worker threads and discovery needs the same
-behaviour outside any stream, so all requests go through :class:`AcumaticaClient`.
+The SDK's RESTStream request loop is single-threaded and ignores ``Retry-After``
+(docs/architecture.md, "The SDK"), while windows are fetched by several worker threads and
+discovery needs the same behaviour outside any stream, so every GET goes through
+:class:`AcumaticaClient`. What an error answer means is decided in ``http.messages``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import html
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import msgspec
 import requests
-from requests.auth import AuthBase
 
-from tap_acumatica.errors import AcumaticaAPIError, AuthError, ConfigError
+from tap_acumatica.errors import (
+    AcumaticaAPIError,
+    AuthError,
+    LoginLimitError,
+    RetriableError,
+    ShuttingDownError,
+)
+from tap_acumatica.http import messages
+
+if TYPE_CHECKING:
+    from tap_acumatica.auth.base import AcumaticaAuthenticator
 
 LOGGER = logging.getLogger("tap-acumatica")
 
-_DECODER = msgspec.json.Decoder(float_hook=Decimal)  # decimals stay exact (API-FACTS §3)
+_DECODER = msgspec.json.Decoder(
+    float_hook=Decimal
+)  # decimals stay exact (docs/acumatica-api.md §3)
 _SAFE_QUERY = "',/()*"
-_LOGIN_LIMIT = "API Login Limit"
-# API-FACTS §6: IIS answers an exhausted seat pool with a bare 429 and this text.
-_IIS_LIMIT_TEXT = "custom error module does not recognize this error"
-_OPTIMIZATION = "Optimization cannot be performed"
-# 500s that are deterministic, so retrying them only delays the error (API-FACTS §9).
-_FATAL_500 = (
-    _OPTIMIZATION,
-    "NoEntitySatisfiesTheCondition",
-    "No entity satisfies the condition",
-    "PXSetupNotEnteredException",
-)
-_MAX_RETRY_AFTER = 600.0
 #: How long closing waits for requests already on the wire before the sign-out goes out.
 QUIESCE_SECONDS = 5.0
 
@@ -56,7 +54,8 @@ class _NoCookies(requests.cookies.RequestsCookieJar):
 def encode_query(params: Mapping[str, Any]) -> str:
     """Encode a query string, keeping ``$`` in names literal and URL-encoding ``:`` and ``+``.
 
-    API-FACTS §4: ``datetimeoffset'…'`` literals need ``:`` → ``%3A`` and ``+`` → ``%2B``.
+    docs/acumatica-api.md §4: ``datetimeoffset'…'`` literals need ``:`` → ``%3A`` and ``+`` →
+    ``%2B``.
     """
     return "&".join(
         f"{key}={quote(str(value), safe=_SAFE_QUERY)}"
@@ -65,65 +64,13 @@ def encode_query(params: Mapping[str, Any]) -> str:
     )
 
 
-def html_to_text(body: str, limit: int = 300) -> str:
-    """Reduce an HTML (or plain text) error page to one short line (API-FACTS §9)."""
-    text = re.sub(r"(?is)<(script|style|head)[^>]*>.*?</\1>", " ", body)
-    text = re.sub(r"(?s)<[^>]+>", " ", text)
-    text = " ".join(html.unescape(text).split())
-    return text[:limit] + ("…" if len(text) > limit else "")
-
-
-def describe_error(response: requests.Response) -> str:
-    """Acumatica's ``exceptionMessage`` (or ``message``), else the body reduced to text."""
-    raw = response.content or b""
-    try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return html_to_text(raw.decode("utf-8", "replace")) or response.reason or ""
-    if isinstance(body, dict):
-        parts = []
-        node: Any = body
-        while isinstance(node, dict):
-            text = node.get("exceptionMessage") or node.get("message") or node.get("error")
-            if text and str(text) not in parts:
-                parts.append(str(text))
-            node = node.get("innerException")
-        return " / ".join(parts) or html_to_text(raw.decode("utf-8", "replace"))
-    return html_to_text(raw.decode("utf-8", "replace"))
-
-
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """``Retry-After`` as seconds (delta or HTTP date), capped; None when absent."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
-    return max(0.0, min(seconds, _MAX_RETRY_AFTER))
-
-
-class _Retry(Exception):  # noqa: N818
-    """Internal: a retriable failure with an optional server-requested delay."""
-
-    def __init__(self, reason: str, delay: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.delay = delay
-
-
 class AcumaticaClient:
     """Sends GETs for the tap and its streams; thread-safe, one keep-alive session per thread."""
 
     def __init__(
         self,
         base_url: str,
-        authenticator: AuthBase | None,
+        authenticator: AcumaticaAuthenticator | None,
         *,
         timeout: float = 660.0,
         max_tries: int = 8,
@@ -146,7 +93,8 @@ class AcumaticaClient:
         if user_agent:
             self.headers["User-Agent"] = user_agent
         if branch:
-            # API-FACTS §1: PX-CbApiBranch selects the branch per request (also for OAuth).
+            # docs/acumatica-api.md §1: PX-CbApiBranch selects the branch per request (also for
+            # OAuth).
             self.headers["PX-CbApiBranch"] = branch
         self._sleep = sleep
         self._local = threading.local()
@@ -155,16 +103,11 @@ class AcumaticaClient:
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
         self._closed = False
-        #: True while the main thread has a request on the wire (see ``after_main_send``).
+        #: True while the main thread has a request on the wire.
         self.main_thread_sending = False
-        #: Called once when the main thread's request ends: a deferred SIGTERM/SIGINT.
-        self.after_main_send: Callable[[], None] | None = None
+        self._after_main: Callable[[], None] | None = None
         #: server clock - local clock in seconds, from the last ``Date`` header (1 s resolution).
         self.server_skew: float | None = None
-        # The authenticator's sign-out quiesces this client first (whoever calls sign_out).
-        before_sign_out = getattr(authenticator, "before_sign_out", None)
-        if callable(before_sign_out):
-            before_sign_out(self.quiesce)
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -184,6 +127,17 @@ class AcumaticaClient:
         """Requests being prepared (credential handed out) or on the wire right now."""
         return self._in_flight
 
+    def call_after_main_request(self, callback: Callable[[], None]) -> bool:
+        """Run ``callback`` once the main thread's request in flight is answered.
+
+        False (and nothing registered) when the main thread has no request on the wire.
+        Used by a deferred SIGTERM/SIGINT (``Connection.defer_signal``).
+        """
+        if not self.main_thread_sending:
+            return False
+        self._after_main = callback
+        return True
+
     def stop_sending(self) -> None:
         """Refuse new requests from now on (those in flight go on).
 
@@ -197,7 +151,7 @@ class AcumaticaClient:
 
         A GET still on the wire when the run signs out would reach Acumatica after the
         logout with a still-valid bearer and open a new session holding an API seat for
-        10 minutes (API-FACTS §6), so the sign-out must come after the last answer.
+        10 minutes (docs/acumatica-api.md §6), so the sign-out must come after the last answer.
         """
         deadline = time.monotonic() + max(0.0, wait)
         with self._idle:
@@ -279,14 +233,15 @@ class AcumaticaClient:
                 response = self._send(url, authenticate=authenticate)
                 self._note_date(response)
                 if response.status_code == 401 and authenticate and self.authenticator:
+                    assert response.request is not None
                     if reauthenticated:
                         msg = f"{where} was refused with HTTP 401 again after signing in anew"
                         raise AuthError(msg)
                     reauthenticated = True
                     attempt -= 1
-                    self._handle_unauthorized(response)
+                    self.authenticator.handle_unauthorized(response.request)
                     continue
-                self._check(response, where)
+                messages.check(response, where)
                 body = response.content
                 if raw:
                     return None, body
@@ -296,8 +251,8 @@ class AcumaticaClient:
                     return _DECODER.decode(body), body  # valid JSON, another shape: as is
                 except msgspec.DecodeError as exc:
                     # A truncated body (dropped connection mid-stream) decodes badly: retry.
-                    raise _Retry(f"undecodable JSON ({exc})") from exc
-            except _LoginLimit as exc:
+                    raise RetriableError(f"undecodable JSON ({exc})") from exc
+            except LoginLimitError as exc:
                 now = time.monotonic()
                 if limit_deadline is None:
                     limit_deadline = now + self.login_limit_wait
@@ -317,7 +272,7 @@ class AcumaticaClient:
                 )
                 attempt -= 1
                 self._sleep(delay)
-            except _Retry as exc:
+            except RetriableError as exc:
                 if attempt >= self.max_tries:
                     msg = f"{where} failed after {attempt} tries: {exc.reason}"
                     raise AcumaticaAPIError(msg) from exc
@@ -336,7 +291,7 @@ class AcumaticaClient:
         with self._lock:
             if self._closed:
                 msg = "the tap is shutting down; no further requests"
-                raise AcumaticaAPIError(msg)
+                raise ShuttingDownError(msg)
             self._in_flight += 1
         main = threading.current_thread() is threading.main_thread()
         if main:
@@ -349,56 +304,26 @@ class AcumaticaClient:
                 self._idle.notify_all()
             if main:
                 self.main_thread_sending = False
-                deferred, self.after_main_send = self.after_main_send, None
+                deferred, self._after_main = self._after_main, None
                 if deferred is not None:
                     deferred()
 
     def _send_counted(self, url: str, *, authenticate: bool) -> requests.Response:
         session = self._session()
         request = requests.Request("GET", url, auth=self.authenticator if authenticate else None)
-        try:
-            prepared = session.prepare_request(request)
-        except AuthError as exc:
-            if _LOGIN_LIMIT.lower() in str(exc).lower():
-                raise _LoginLimit(str(exc)) from exc
-            raise
+        prepared = session.prepare_request(request)  # the authenticator may raise here
         try:
             return session.send(
                 prepared, timeout=(min(30.0, self.timeout), self.timeout), allow_redirects=True
             )
         except requests.exceptions.Timeout as exc:
-            raise _Retry(f"timed out after {self.timeout:.0f}s") from exc
+            raise RetriableError(f"timed out after {self.timeout:.0f}s") from exc
         except (
             requests.exceptions.ConnectionError,
             requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError,
         ) as exc:
-            raise _Retry(f"connection error ({type(exc).__name__})") from exc
-
-    def _handle_unauthorized(self, response: requests.Response) -> None:
-        handler = getattr(self.authenticator, "handle_unauthorized", None)
-        if handler is None:
-            msg = f"{self._where(None, response.url)} was refused with HTTP 401"
-            raise AuthError(msg)
-        try:
-            handler(response.request)
-        except AuthError as exc:
-            if _LOGIN_LIMIT.lower() in str(exc).lower():
-                raise _LoginLimit(str(exc)) from exc
-            raise
-
-    def _check(self, response: requests.Response, where: str) -> None:
-        status = response.status_code
-        if status < 400:
-            return
-        detail = describe_error(response)
-        if _LOGIN_LIMIT.lower() in detail.lower() or (
-            status == 429 and _IIS_LIMIT_TEXT in detail.lower()
-        ):
-            raise _LoginLimit(detail)
-        if status == 429 or (status >= 500 and not any(m in detail for m in _FATAL_500)):
-            raise _Retry(f"HTTP {status}: {detail}", retry_after_seconds(response))
-        raise AcumaticaAPIError(f"{where} failed: HTTP {status}: {detail}{_hint(status, detail)}")
+            raise RetriableError(f"connection error ({type(exc).__name__})") from exc
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
@@ -420,50 +345,3 @@ class AcumaticaClient:
         parts = urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         return f"{stream + ': ' if stream else ''}GET {target}"
-
-
-class _LoginLimit(Exception):  # noqa: N818
-    """Internal: Acumatica's 'API Login Limit' in either shape (API-FACTS §6)."""
-
-
-def _hint(status: int, detail: str) -> str:
-    if _OPTIMIZATION in detail:
-        fields = (
-            detail.split("cause the error:", 1)[-1].strip() if "cause the error" in detail else ""
-        )
-        named = f" ({fields})" if fields else ""
-        return (
-            f". Acumatica cannot read these fields{named} in one list query (API-FACTS §4): "
-            "remove the entities they belong to from `expand` for this stream, or deselect "
-            "the fields in the catalog"
-        )
-    if status == 403:
-        return (
-            ". The API user has no access rights to the form behind this entity: "
-            "grant them or deselect the stream"
-        )
-    if status == 404:
-        return (
-            ". The endpoint does not have this entity or version: "
-            "check endpoint_name and endpoint_version"
-        )
-    return ""
-
-
-def check_base_url(base_url: str) -> str:
-    """Validate ``base_url``: https, or http for loopback hosts only."""
-    try:
-        parts = urlsplit(base_url.strip())
-    except ValueError as exc:  # e.g. a broken IPv6 literal: "http://[::1"
-        msg = f"base_url {base_url!r} is not a valid URL ({exc})"
-        raise ConfigError(msg) from None
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        msg = f"base_url {base_url!r} must be an http(s) URL such as https://example.acumatica.com"
-        raise ConfigError(msg)
-    if parts.scheme == "http" and parts.hostname not in {"localhost", "127.0.0.1", "::1"}:
-        msg = f"base_url {base_url!r} uses http://, which is only allowed for loopback hosts; use https://"
-        raise ConfigError(msg)
-    if parts.query or parts.fragment:
-        msg = f"base_url {base_url!r} must not have a query or fragment"
-        raise ConfigError(msg)
-    return base_url.strip().rstrip("/")

@@ -1,8 +1,9 @@
 """Fetch windows on worker threads and hand them back strictly in window order.
 
 Up to ``workers`` windows are in flight at once (``max_concurrent_requests``; Acumatica's
-licence caps concurrent API requests, API-FACTS §6). A window that comes back full is replaced in
-place by narrower windows cut where its page's stamps say (:func:`_recut`), so the order of the
+licence caps concurrent API requests, docs/acumatica-api.md §6). A window that comes back full is
+replaced in
+place by narrower windows cut where its page's stamps say (``windows.recut``), so the order of the
 range is kept; the caller emits each window's
 records only when every earlier window is done, so a STATE written after a window covers the
 completed prefix and nothing else.
@@ -10,14 +11,13 @@ completed prefix and nothing else.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from tap_acumatica.windows import PRECISION_MS, Window, WindowPlanner
+from tap_acumatica.pool import DaemonPool
+from tap_acumatica.sync.windows import PageStamps, Window, WindowPlanner, recut
 
 
 @dataclass
@@ -30,59 +30,6 @@ class WindowResult:
     requests: int = 1
     tie: int | None = None  # a full window's dominant stamp (ms): isolate it, don't bisect
     sample: tuple[int, ...] = ()  # a full window's page stamps (ms), sorted: where to cut
-
-
-class DaemonPool:
-    """A minimal thread pool of daemon threads.
-
-    Daemon threads let SIGTERM/SIGINT end the process at once: the SDK writes the last STATE
-    and exits, and no in-flight request (up to ``request_timeout`` long) holds the exit back,
-    as ThreadPoolExecutor's non-daemon workers would.
-    """
-
-    def __init__(self, workers: int, name: str) -> None:
-        """Create the pool; threads start on first use."""
-        self._workers = max(1, workers)
-        self._name = name
-        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._threads: list[threading.Thread] = []
-        self._pending: set[Future[Any]] = set()
-
-    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
-        """Run ``fn`` on a worker; returns its future."""
-        if not self._threads:
-            for i in range(self._workers):
-                thread = threading.Thread(target=self._run, name=f"{self._name}-{i}", daemon=True)
-                thread.start()
-                self._threads.append(thread)
-        future: Future[Any] = Future()
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
-        self._queue.put((future, fn))
-        return future
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            future, fn = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn())
-            except BaseException as exc:
-                future.set_exception(exc)
-
-    def shutdown(self) -> None:
-        """Cancel queued work and let the threads end after their current task."""
-        for future in list(self._pending):
-            future.cancel()
-        for _ in self._threads:
-            self._queue.put(None)
-        self._threads = []
 
 
 @dataclass
@@ -146,7 +93,15 @@ def fetch_in_order(
                 if result.tie is None and not (slot.hinted and not result.full):
                     planner.observe(slot.window, len(result.records), full=result.full)
                 if result.full:
-                    slots[index : index + 1] = _recut(slot, result, planner)
+                    pieces = recut(
+                        slot.window,
+                        PageStamps(result.tie, result.sample),
+                        planner,
+                        hinted=slot.hinted,
+                    )
+                    slots[index : index + 1] = [
+                        _Slot(p.window, region=p.region, hinted=p.hinted) for p in pieces
+                    ]
                 else:
                     slot.observed = True
             # Only checked, non-full results leave, strictly in order: the completed prefix.
@@ -158,50 +113,6 @@ def fetch_in_order(
         for slot in slots:
             if slot.future is not None:
                 slot.future.cancel()
-
-
-def _recut(slot: _Slot, result: WindowResult, planner: WindowPlanner) -> list[_Slot]:
-    """Cut a full window again where its page's stamps say, so no re-read is blind.
-
-    The page is a sample of the window in key order, not change order (API-FACTS §4):
-    - a dominant stamp (a tie burst) gets a 1 ms window of its own; bisecting down to it from
-      a wide window would cost one wasted full page per halving, about 40 for decades;
-    - over a measured density a full window is noise or a busy spell: cut at the page's
-      median stamp, which halves its records whatever their order;
-    - while the density is unknown (the first window spans decades), the next window ends at
-      the page's ``target/2``-th stamp and is followed by windows as wide as the page's stamps
-      are dense. Keys follow creation and most records change soon after, so the lowest keys
-      hold the oldest stamps, wherever in the range they lie;
-    - if that hinted window is full too, the keys say little about the stamps: cut at an
-      eighth of its page, which divides the records by about eight per wasted page.
-    """
-    window, tie, sample = slot.window, result.tie, result.sample
-    if tie is not None and window.start <= tie < window.end and window.splittable:
-        parts = [
-            _Slot(Window(window.start, tie), region=True),
-            _Slot(Window(tie, tie + PRECISION_MS)),
-            _Slot(Window(tie + PRECISION_MS, window.end), region=True),
-        ]
-        return [p for p in parts if p.window.width > 0]
-    inside = [s for s in sample if window.start <= s < window.end]
-    if planner.measured and len(inside) > 1:
-        # Over a measured density, a full window is noise or a busy spell: halve its records.
-        median = inside[len(inside) // 2]
-        if window.start < median < window.end:
-            return [_Slot(Window(window.start, median)), _Slot(Window(median, window.end))]
-    # First the page's target/2-th stamp; once that failed, an eighth of the page per cut.
-    rank = len(inside) // 8 if slot.hinted else planner.target // 2
-    if 0 < rank < len(inside) and window.start < inside[rank] < window.end:
-        cut = inside[rank]
-        planner.aim(cut - (window.start if slot.hinted else inside[0]))
-        first = _Slot(Window(window.start, cut), hinted=True)
-        return [first, _Slot(Window(cut, window.end), region=True)]
-    # No usable stamps on the page: halve the time range (always progress: width >= 2 ms).
-    middle = window.start + window.width // 2
-    return [
-        _Slot(Window(window.start, middle), region=True),
-        _Slot(Window(middle, window.end), region=True),
-    ]
 
 
 def _submit(

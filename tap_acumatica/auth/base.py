@@ -1,0 +1,164 @@
+"""The authenticator base shared by every grant: credentials on requests, renewal, sign-out.
+
+One authenticator per tap run, shared by every stream and worker thread. It is built from
+explicit values (``auth.factory``), never reads a stream or ``self.config`` (the SDK's
+decoupled-authenticator rule), and makes its own sign-in, token and sign-out calls on its own
+``requests.Session``. Grants: ``auth.cookie`` (a cookie session), ``auth.oauth`` and
+``auth.grants`` (OAuth 2.0).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from tap_acumatica import redact
+from tap_acumatica.errors import AuthError
+from tap_acumatica.http.messages import auth_error_text
+
+logger = logging.getLogger("tap_acumatica.auth")
+
+_LIVE: weakref.WeakSet[AcumaticaAuthenticator] = weakref.WeakSet()
+
+
+def http_session(user_agent: str | None = None) -> requests.Session:
+    """A session for auth calls: retries only failed connects, never a POST that was sent.
+
+    A replayed refresh POST could spend a refresh token the server already rotated
+    (docs/acumatica-api.md §7).
+    """
+    session = requests.Session()
+    retry = Retry(total=3, connect=3, read=0, status=0, other=0, redirect=0, backoff_factor=0.5)
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    if user_agent:
+        session.headers["User-Agent"] = user_agent
+    return session
+
+
+class AcumaticaAuthenticator(requests.auth.AuthBase):
+    """Base: adds the credential to requests and renews it once per stale credential."""
+
+    # Sporadic 401s (a revoked token, an expired session) renew the credential; a storm of
+    # renewals means fresh credentials are refused too: stop rather than rotate forever.
+    MAX_RENEWALS = 30
+    RENEWAL_WINDOW_SECONDS = 60.0
+
+    def __init__(self, *, base_url: str, user_agent: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._lock = threading.RLock()
+        self._http = http_session(user_agent)
+        self._renewals: list[float] = []
+        self._quiesce_hooks: list[Callable[[], object]] = []
+        self._closing = False
+        _LIVE.add(self)
+
+    # -- subclass hooks ------------------------------------------------------------------
+    def _credential(self) -> str:
+        """The current credential value (header), signing in lazily."""
+        raise NotImplementedError
+
+    def _apply(self, r: requests.PreparedRequest, credential: str) -> None:
+        raise NotImplementedError
+
+    def _used_credential(self, r: requests.PreparedRequest) -> str | None:
+        raise NotImplementedError
+
+    def _current(self) -> str | None:
+        """The credential now in use, without signing in."""
+        raise NotImplementedError
+
+    def _renew(self, stale: str | None) -> None:
+        """Get a new credential because ``stale`` was rejected (lock held)."""
+        raise NotImplementedError
+
+    def _sign_out(self) -> None:
+        raise NotImplementedError
+
+    # -- contract ------------------------------------------------------------------------
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        """Add the Cookie or Bearer credential to ``r``."""
+        self._refuse_if_closing()
+        self._apply(r, self._credential())
+        return r
+
+    def before_sign_out(self, hook: Callable[[], object]) -> None:
+        """Run ``hook`` (e.g. an HTTP client's quiesce) before every sign-out."""
+        self._quiesce_hooks.append(hook)
+
+    def _refuse_if_closing(self) -> None:
+        if self._closing:
+            # A credential handed out now would reach Acumatica after the logout and open a
+            # new session that holds an API seat for 10 minutes (docs/acumatica-api.md §6).
+            msg = "the tap is signing out; no new requests"
+            raise AuthError(msg)
+
+    def handle_unauthorized(self, r: requests.PreparedRequest) -> None:
+        """After a 401 on ``r``: renew once per stale credential; AuthError when impossible."""
+        self._refuse_if_closing()
+        used = self._used_credential(r)
+        with self._lock:
+            current = self._current()
+            if used is not None and current is not None and used != current:
+                return  # another thread already renewed it: just resend
+            now = time.monotonic()
+            self._renewals = [t for t in self._renewals if now - t < self.RENEWAL_WINDOW_SECONDS]
+            if len(self._renewals) >= self.MAX_RENEWALS:
+                msg = (
+                    f"Acumatica rejected {self.MAX_RENEWALS} fresh credentials within "
+                    f"{self.RENEWAL_WINDOW_SECONDS:.0f} s (401 right after signing in again); "
+                    "check the user's access rights and the API licence"
+                )
+                raise AuthError(msg)
+            self._renewals.append(now)
+            self._renew(stale=used)
+
+    def sign_out(self) -> None:
+        """Free the API seat (POST /entity/auth/logout); idempotent, never raises.
+
+        First stop handing out credentials and let the registered clients finish the
+        requests already on the wire (bounded), so none reaches Acumatica after the logout.
+        Hooks run without the lock: a request in flight may be renewing its credential.
+        """
+        self._closing = True
+        for hook in list(self._quiesce_hooks):
+            hook()  # bounded; never raises (AcumaticaClient.quiesce)
+        with self._lock:
+            try:
+                self._sign_out()
+            except Exception as exc:
+                logger.warning("Sign-out failed: %s", redact.redact(str(exc)))
+
+    def _post_logout(self, headers: Mapping[str, str]) -> None:
+        # docs/acumatica-api.md §6: logout frees the seat; otherwise it stays taken for 10 minutes.
+        resp = self._http.post(
+            f"{self.base_url}/entity/auth/logout", headers=dict(headers), timeout=(10, 20)
+        )
+        if resp.status_code >= 400:
+            logger.warning("Sign-out answered %s", auth_error_text(resp))
+        else:
+            logger.info("Signed out of Acumatica (API seat freed).")
+
+
+def sign_out_all() -> None:
+    """Sign every authenticator of this process out (a safety net for the CLI)."""
+    for authenticator in list(_LIVE):
+        authenticator.sign_out()
+
+
+@contextlib.contextmanager
+def signed_out_at_exit(authenticator: AcumaticaAuthenticator) -> Iterator[AcumaticaAuthenticator]:
+    """``with signed_out_at_exit(a): ...`` signs ``a`` out however the block ends."""
+    try:
+        yield authenticator
+    finally:
+        authenticator.sign_out()

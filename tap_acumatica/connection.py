@@ -1,0 +1,140 @@
+"""The connection to one Acumatica instance: everything that talks to it, and its end.
+
+``Connection`` owns the authenticator, the HTTP client, the worker pool, the first request
+(``GET /entity``) and the server's clock; ``close()`` and signal handling make sure every
+request on the wire is answered before the API seat is freed. Built from settings, with no
+network I/O until a method needs it; streams get a ``Connection``, never the tap.
+"""
+
+from __future__ import annotations
+
+import _thread
+import atexit
+import datetime as dt
+import signal
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
+from typing import Any
+
+from tap_acumatica.auth.base import AcumaticaAuthenticator
+from tap_acumatica.auth.factory import build_authenticator
+from tap_acumatica.http.client import QUIESCE_SECONDS, AcumaticaClient
+from tap_acumatica.pool import DaemonPool
+from tap_acumatica.settings import Settings
+from tap_acumatica.stamps import DEFAULT_START, to_ms
+
+
+class Connection:
+    """Authenticator, HTTP client, worker pool and server clock of one run."""
+
+    def __init__(
+        self, settings: Settings, config: Mapping[str, Any], *, config_files: Sequence[str]
+    ) -> None:
+        """Remember what to connect with; nothing is opened here."""
+        self.settings = settings
+        self._config = config
+        self._config_files = tuple(config_files)
+        self._index: Any = None
+        self._lock = threading.Lock()
+        self._deferred: threading.Timer | None = None
+
+    @cached_property
+    def authenticator(self) -> AcumaticaAuthenticator:
+        """The run's one authenticator, signed out when the process ends."""
+        authenticator = build_authenticator(self._config, config_files=self._config_files)
+        atexit.register(self.close)
+        return authenticator
+
+    @cached_property
+    def client(self) -> AcumaticaClient:
+        """The HTTP client shared by discovery and every stream."""
+        s = self.settings
+        client = AcumaticaClient(
+            s.base_url,
+            self.authenticator,
+            timeout=s.request_timeout,
+            max_tries=s.max_tries,
+            backoff_base=s.backoff_base_seconds,
+            login_limit_wait=s.login_limit_wait_seconds,
+            user_agent=s.user_agent,
+            branch=s.branch,
+        )
+        # The sign-out must come after this client's last answer, whoever signs out
+        # (docs/acumatica-api.md §6: a late request would open a new session).
+        self.authenticator.before_sign_out(client.quiesce)
+        return client
+
+    @cached_property
+    def pool(self) -> DaemonPool:
+        """Worker threads shared by every stream, so their keep-alive sessions are reused."""
+        return DaemonPool(self.settings.max_concurrent_requests, "acumatica-fetch")
+
+    def probe(self) -> Any:
+        """The run's first request, made once: ``GET /entity`` (docs/acumatica-api.md §1).
+
+        It lists the instance's endpoints and versions, proves the credentials, and gives the
+        server's ``Date`` for :meth:`sync_end_ms`.
+        """
+        with self._lock:
+            if self._index is None:
+                self._index = self.client.get_json("/entity")
+            return self._index
+
+    def sync_end_ms(self, safety_lag_seconds: float) -> int:
+        """Upper bound of a stream's windows: now - safety lag, on the earlier clock.
+
+        The server's ``Date`` header guards against a local clock running ahead of the
+        server's, which would otherwise move the bookmark past records not yet written.
+        """
+        self.probe()  # make sure one response (and its Date) has been seen
+        skew = self.client.server_skew or 0.0
+        now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=min(0.0, skew))
+        try:
+            return to_ms(now - dt.timedelta(seconds=safety_lag_seconds))
+        except OverflowError:  # a lag of millennia: nothing is old enough to read yet
+            return to_ms(DEFAULT_START)
+
+    def close(self) -> None:
+        """Stop all requests, then free the API seat (also run at process exit).
+
+        Quiescing the client first matters after SIGTERM/SIGINT: a worker's GET still on the
+        wire would reach Acumatica after the logout with a still-valid bearer and open a new
+        session holding a seat (docs/acumatica-api.md §6).
+        """
+        if "client" in self.__dict__:
+            self.client.close()
+        if "authenticator" in self.__dict__:
+            self.authenticator.sign_out()
+
+    def defer_signal(self, signum: int, again: Callable[[], None]) -> bool:
+        """SIGTERM/SIGINT: stop new requests; True when ending must wait a little.
+
+        Interrupting the main thread's GET would not stop Acumatica from answering it after
+        the logout (opening a session): the run ends once it is answered (``again`` is
+        called) or after ``QUIESCE_SECONDS`` (the signal is delivered again), whichever comes
+        first. A second call, from either, answers False: end now.
+        """
+        client: AcumaticaClient | None = self.__dict__.get("client")
+        if client is None:
+            return False
+        client.stop_sending()
+        if self._deferred is not None:
+            self._deferred.cancel()
+            return False
+        if not client.call_after_main_request(again):
+            return False
+        timer = threading.Timer(QUIESCE_SECONDS, _resignal, (signum,))
+        timer.daemon = True
+        self._deferred = timer
+        timer.start()
+        return True
+
+
+def _resignal(signum: int) -> None:
+    """Deliver ``signum`` to the main thread again, interrupting a blocking socket read."""
+    ident = threading.main_thread().ident
+    if hasattr(signal, "pthread_kill") and ident is not None:
+        signal.pthread_kill(ident, signum)
+    else:  # Windows: handled once the main thread runs Python code again
+        _thread.interrupt_main(signal.Signals(signum))

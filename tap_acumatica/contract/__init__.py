@@ -1,0 +1,1 @@
+"""The contract-based REST API dialect (``/entity/{endpoint}/{version}/{Entity}``)."""

@@ -1,0 +1,1 @@
+"""HTTP for the tap: the GET client (retries, deadlines) and Acumatica's error answers."""

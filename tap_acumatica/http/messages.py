@@ -1,0 +1,142 @@
+"""Acumatica's error answers → one line in our words, a hint, and what kind of failure it is.
+
+Every answer is classified here, where it is parsed: "API Login Limit" becomes
+:class:`~tap_acumatica.errors.LoginLimitError`, throttling and transient 5xx a
+:class:`~tap_acumatica.errors.RetriableError`, anything else an
+:class:`~tap_acumatica.errors.AcumaticaAPIError` with a hint (docs/acumatica-api.md §9).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import html
+import math
+import re
+from typing import Any
+
+import msgspec
+import requests
+
+from tap_acumatica import redact
+from tap_acumatica.errors import AcumaticaAPIError, LoginLimitError, RetriableError
+
+_LOGIN_LIMIT = "api login limit"
+# docs/acumatica-api.md §6: IIS answers an exhausted seat pool with a bare 429 and this text.
+_IIS_LIMIT_TEXT = "custom error module does not recognize this error"
+_OPTIMIZATION = "Optimization cannot be performed"
+# 500s that are deterministic, so retrying them only delays the error (docs/acumatica-api.md §9).
+_FATAL_500 = (
+    _OPTIMIZATION,
+    "NoEntitySatisfiesTheCondition",
+    "No entity satisfies the condition",
+    "PXSetupNotEnteredException",
+)
+MAX_RETRY_AFTER = 600.0
+
+
+def is_login_limit(status: int, text: str) -> bool:
+    """Acumatica's "API Login Limit" in any of its shapes (docs/acumatica-api.md §6).
+
+    429 or 500 with the text (``PXLicensePolicy``), or IIS's bare 429 page when every seat is
+    taken; the token endpoint and the sign-in answer the same way.
+    """
+    lowered = text.lower()
+    return _LOGIN_LIMIT in lowered or (status == 429 and _IIS_LIMIT_TEXT in lowered)
+
+
+def html_to_text(body: str, limit: int = 300) -> str:
+    """Reduce an HTML (or plain text) error page to one short line (docs/acumatica-api.md §9)."""
+    text = re.sub(r"(?is)<(script|style|head)[^>]*>.*?</\1>", " ", body)
+    text = re.sub(r"(?s)<[^>]+>", " ", text)
+    text = " ".join(html.unescape(text).split())
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def describe_error(response: requests.Response) -> str:
+    """Acumatica's ``exceptionMessage`` (or ``message``), else the body reduced to text."""
+    raw = response.content or b""
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return html_to_text(raw.decode("utf-8", "replace")) or response.reason or ""
+    if isinstance(body, dict):
+        parts = []
+        node: Any = body
+        while isinstance(node, dict):
+            text = node.get("exceptionMessage") or node.get("message") or node.get("error")
+            if text and str(text) not in parts:
+                parts.append(str(text))
+            node = node.get("innerException")
+        return " / ".join(parts) or html_to_text(raw.decode("utf-8", "replace"))
+    return html_to_text(raw.decode("utf-8", "replace"))
+
+
+def auth_error_text(resp: requests.Response) -> str:
+    """A short, redacted description of an answer of the sign-in or token endpoint."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        parts = [body.get(k) for k in ("error", "error_description", "exceptionMessage")]
+        text = " ".join(str(p) for p in parts if p) or str(body.get("message") or "")
+    else:
+        text = " ".join(resp.text.split())[:200]
+    return redact.redact(f"HTTP {resp.status_code} {text}".strip())
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """``Retry-After`` as seconds (delta or HTTP date), capped; None when absent."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    if math.isnan(seconds):
+        return None
+    return max(0.0, min(seconds, MAX_RETRY_AFTER))
+
+
+def check(response: requests.Response, where: str) -> None:
+    """Return if ``response`` succeeded; else raise what kind of failure it is."""
+    status = response.status_code
+    if status < 400:
+        return
+    detail = describe_error(response)
+    if is_login_limit(status, detail):
+        raise LoginLimitError(detail)
+    if status == 429 or (status >= 500 and not any(m in detail for m in _FATAL_500)):
+        raise RetriableError(f"HTTP {status}: {detail}", retry_after_seconds(response))
+    raise AcumaticaAPIError(f"{where} failed: HTTP {status}: {detail}{hint(status, detail)}")
+
+
+def hint(status: int, detail: str) -> str:
+    """What the user can do about a failed request, as the end of its one line."""
+    if _OPTIMIZATION in detail:
+        fields = (
+            detail.split("cause the error:", 1)[-1].strip() if "cause the error" in detail else ""
+        )
+        named = f" ({fields})" if fields else ""
+        return (
+            f". Acumatica cannot read these fields{named} in one list query "
+            "(docs/acumatica-api.md §4): remove the entities they belong to from `expand` for "
+            "this stream, or deselect the fields in the catalog"
+        )
+    if status == 403:
+        return (
+            ". The API user has no access rights to the form behind this entity: "
+            "grant them or deselect the stream"
+        )
+    if status == 404:
+        return (
+            ". The endpoint does not have this entity or version: "
+            "check endpoint_name and endpoint_version"
+        )
+    return ""

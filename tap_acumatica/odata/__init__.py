@@ -1,0 +1,1 @@
+"""The OData dialect (DAC tables, Generic Inquiries): not built yet; see docs/architecture.md."""

@@ -1,0 +1,1 @@
+"""The windowed engine every dialect shares: windows, scheduling, paging, emission, progress."""
