@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from tap_acumatica import redact, settings
+from tap_acumatica import redact, settings, settings_schema
 from tap_acumatica.auth.base import sign_out_all, signed_out_at_exit
 from tap_acumatica.auth.config import validate_auth_config
 from tap_acumatica.errors import ConfigError, TapAcumaticaError
@@ -139,7 +139,7 @@ def login(paths: Sequence[str]) -> None:
     if not [p for p in paths if p]:
         msg = "--login needs --config (the file with base_url, client_id, client_secret, ...)"
         raise ConfigError(msg)
-    schema = settings.config_schema() if "ENV" in paths else {}  # it only types ENV values
+    schema = settings_schema.config_schema() if "ENV" in paths else {}  # it only types ENV values
     config = load_config(paths, schema)
     redact.register_config(config, settings.SECRET_KEYS)
     validate_auth_config(config, login=True)
@@ -159,7 +159,7 @@ def run(args: list[str]) -> None:
 
     TapAcumatica.config_files = tuple(paths)
     if paths and not any(a in _NO_CONFIG_FLAGS or a.startswith("--about") for a in args):
-        schema = settings.config_schema()
+        schema = settings_schema.config_schema()
         config = load_config(paths, schema)
         redact.register_config(config, settings.SECRET_KEYS)
         validate_config(config, schema)

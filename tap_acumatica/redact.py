@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 MASK = "***"
@@ -111,7 +111,9 @@ class RedactingFilter(logging.Filter):
 _FILTER = RedactingFilter()
 
 
-def _factory_wrapper(base: Any) -> Any:
+def _factory_wrapper(
+    base: Callable[..., logging.LogRecord],
+) -> Callable[..., logging.LogRecord]:
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = base(*args, **kwargs)
         _scrub(record)

@@ -11,7 +11,8 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 
 from tap_acumatica.connection import Connection
 from tap_acumatica.contract.catalog import ContractCatalog
-from tap_acumatica.settings import Settings, config_schema
+from tap_acumatica.settings import Settings
+from tap_acumatica.settings_schema import config_schema
 
 if sys.version_info >= (3, 12):
     from typing import override

@@ -192,19 +192,25 @@ def _bind(host: str, port: int) -> list[_CallbackServer]:
 
 
 class RedirectListener:
-    """Serve one redirect on a loopback redirect URI; bind at construction, wait in ``wait``."""
+    """Serve one redirect on a loopback redirect URI: bind in :meth:`open`, wait in ``wait``."""
 
-    def __init__(self, redirect_uri: str) -> None:
+    def __init__(self, servers: list[_CallbackServer], callback_path: str) -> None:
+        """Serve ``callback_path`` on sockets :meth:`open` has bound."""
+        self.servers = servers
+        self.outcome = _Outcome()
+        for server in self.servers:
+            server.callback_path = callback_path
+            server.outcome = self.outcome
+
+    @classmethod
+    def open(cls, redirect_uri: str) -> RedirectListener:
+        """Listen on the redirect URI's loopback host and port (before the browser opens)."""
         parts = urllib.parse.urlsplit(redirect_uri)
         if not is_loopback(parts.hostname):
             msg = f"redirect_uri {redirect_uri} is not a loopback address; cannot listen on it"
             raise ConfigError(msg)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.servers = _bind(parts.hostname or "", port)
-        self.outcome = _Outcome()
-        for server in self.servers:
-            server.callback_path = parts.path or "/"
-            server.outcome = self.outcome
+        return cls(_bind(parts.hostname or "", port), parts.path or "/")
 
     @property
     def port(self) -> int:
@@ -305,7 +311,7 @@ def obtain_code(
 ) -> str:
     """Show the URL, open the browser if asked, and wait for the authorization code."""
     loopback = is_loopback(urllib.parse.urlsplit(request.redirect_uri).hostname)
-    listener = RedirectListener(request.redirect_uri) if loopback else None
+    listener = RedirectListener.open(request.redirect_uri) if loopback else None
     try:
         say(f"Sign in to Acumatica to authorize tap-acumatica:\n  {request.url}")
         if browser and opener(request.url):

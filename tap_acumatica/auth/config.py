@@ -18,7 +18,10 @@ from tap_acumatica.settings import (
 
 
 def tenant_of(config: Mapping[str, Any]) -> str:
-    """The tenant: the ``tenant`` setting, else the part of client_id after '@' (§7)."""
+    """The tenant: the ``tenant`` setting, else the part of client_id after '@'.
+
+    docs/acumatica-api.md §7: client_id is ``<GUID>@<Tenant>``.
+    """
     if config.get("tenant"):
         return str(config["tenant"])
     client_id = str(config.get("client_id") or "")

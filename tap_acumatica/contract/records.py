@@ -54,16 +54,20 @@ def _node(name: str, prop: Mapping[str, Any]) -> tuple[int, Any]:
     if name == "files":
         return (_RAW, None)
     if "array" in types:
-        items = prop.get("items") or {}
-        if "object" in _types(items) and "properties" in items:
-            return (_ARRAY, build_plan(items))
-        return (_VALUE, None)
+        return _array_node(prop)
     if "object" in types and "properties" in prop:
         if name in {"id", "note"}:
             return (_VALUE, None)
         return (_OBJECT, build_plan(prop))
     if prop.get("format") == "date-time":
         return (_DATETIME, None)
+    return (_VALUE, None)
+
+
+def _array_node(prop: Mapping[str, Any]) -> tuple[int, Any]:
+    items = prop.get("items") or {}
+    if "object" in _types(items) and "properties" in items:
+        return (_ARRAY, build_plan(items))
     return (_VALUE, None)
 
 

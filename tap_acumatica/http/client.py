@@ -30,6 +30,7 @@ from tap_acumatica.errors import (
     ShuttingDownError,
 )
 from tap_acumatica.http import messages
+from tap_acumatica.settings import DEFAULTS
 
 if TYPE_CHECKING:
     from tap_acumatica.auth.base import AcumaticaAuthenticator
@@ -72,11 +73,11 @@ class AcumaticaClient:
         base_url: str,
         authenticator: AcumaticaAuthenticator | None,
         *,
-        timeout: float = 660.0,
-        max_tries: int = 8,
-        backoff_base: float = 1.0,
+        timeout: float = DEFAULTS["request_timeout"],
+        max_tries: int = DEFAULTS["max_tries"],
+        backoff_base: float = DEFAULTS["backoff_base_seconds"],
         backoff_max: float = 60.0,
-        login_limit_wait: float = 600.0,
+        login_limit_wait: float = DEFAULTS["login_limit_wait_seconds"],
         user_agent: str | None = None,
         branch: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -242,50 +243,69 @@ class AcumaticaClient:
                     self.authenticator.handle_unauthorized(response.request)
                     continue
                 messages.check(response, where)
-                body = response.content
-                if raw:
-                    return None, body
-                try:
-                    return (decoder or _DECODER).decode(body), body
-                except msgspec.ValidationError:
-                    return _DECODER.decode(body), body  # valid JSON, another shape: as is
-                except msgspec.DecodeError as exc:
-                    # A truncated body (dropped connection mid-stream) decodes badly: retry.
-                    raise RetriableError(f"undecodable JSON ({exc})") from exc
+                return self._decode(response.content, raw=raw, decoder=decoder)
             except LoginLimitError as exc:
-                now = time.monotonic()
-                if limit_deadline is None:
-                    limit_deadline = now + self.login_limit_wait
-                if now >= limit_deadline:
-                    msg = (
-                        f"{where}: Acumatica refused a new API session: 'API Login Limit' (every "
-                        f"API seat is taken by open sessions; still so after waiting "
-                        f"{self.login_limit_wait:.0f}s). Sign out other integrations or raise "
-                        "login_limit_wait_seconds; unclosed sessions expire after 10 minutes."
-                    )
-                    raise AcumaticaAPIError(msg) from exc
-                delay = min(30.0, max(1.0, limit_deadline - now))
-                LOGGER.warning(
-                    "%s: API Login Limit reached (all API seats busy); retrying in %.0fs",
-                    where,
-                    delay,
-                )
+                limit_deadline = self._wait_for_seat(exc, where, limit_deadline)
                 attempt -= 1
-                self._sleep(delay)
             except RetriableError as exc:
-                if attempt >= self.max_tries:
-                    msg = f"{where} failed after {attempt} tries: {exc.reason}"
-                    raise AcumaticaAPIError(msg) from exc
-                delay = exc.delay if exc.delay is not None else self._backoff(attempt)
-                LOGGER.warning(
-                    "%s: %s; retry %d/%d in %.1fs",
-                    where,
-                    exc.reason,
-                    attempt,
-                    self.max_tries - 1,
-                    delay,
-                )
-                self._sleep(delay)
+                self._wait_to_retry(exc, where, attempt)
+
+    @staticmethod
+    def _decode(
+        body: bytes, *, raw: bool, decoder: msgspec.json.Decoder[Any] | None
+    ) -> tuple[Any, bytes]:
+        """The decoded body (None when ``raw``) and the body itself."""
+        if raw:
+            return None, body
+        try:
+            return (decoder or _DECODER).decode(body), body
+        except msgspec.ValidationError:
+            return _DECODER.decode(body), body  # valid JSON, another shape: as is
+        except msgspec.DecodeError as exc:
+            # A truncated body (dropped connection mid-stream) decodes badly: retry.
+            raise RetriableError(f"undecodable JSON ({exc})") from exc
+
+    def _wait_for_seat(self, exc: LoginLimitError, where: str, deadline: float | None) -> float:
+        """Wait a while for a free API seat after 'API Login Limit'; return the deadline.
+
+        The deadline is set at the first refusal (``login_limit_wait`` from then); once it has
+        passed the refusal becomes a fatal :class:`AcumaticaAPIError`.
+        """
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + self.login_limit_wait
+        if now >= deadline:
+            msg = (
+                f"{where}: Acumatica refused a new API session: 'API Login Limit' (every "
+                f"API seat is taken by open sessions; still so after waiting "
+                f"{self.login_limit_wait:.0f}s). Sign out other integrations or raise "
+                "login_limit_wait_seconds; unclosed sessions expire after 10 minutes."
+            )
+            raise AcumaticaAPIError(msg) from exc
+        delay = min(30.0, max(1.0, deadline - now))
+        LOGGER.warning(
+            "%s: API Login Limit reached (all API seats busy); retrying in %.0fs",
+            where,
+            delay,
+        )
+        self._sleep(delay)
+        return deadline
+
+    def _wait_to_retry(self, exc: RetriableError, where: str, attempt: int) -> None:
+        """Sleep before try ``attempt + 1``; raise :class:`AcumaticaAPIError` after the last."""
+        if attempt >= self.max_tries:
+            msg = f"{where} failed after {attempt} tries: {exc.reason}"
+            raise AcumaticaAPIError(msg) from exc
+        delay = exc.delay if exc.delay is not None else self._backoff(attempt)
+        LOGGER.warning(
+            "%s: %s; retry %d/%d in %.1fs",
+            where,
+            exc.reason,
+            attempt,
+            self.max_tries - 1,
+            delay,
+        )
+        self._sleep(delay)
 
     def _send(self, url: str, *, authenticate: bool) -> requests.Response:
         with self._lock:
@@ -326,7 +346,7 @@ class AcumaticaClient:
             raise RetriableError(f"connection error ({type(exc).__name__})") from exc
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def _note_date(self, response: requests.Response) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
+from tap_acumatica.settings import DEFAULTS
+
 
 class Progress:
     """Tracks windows, records and covered time range; logs at most every ``interval`` seconds.
@@ -20,7 +22,7 @@ class Progress:
         *,
         start: int,
         end: int,
-        interval: float = 30.0,
+        interval: float = DEFAULTS["progress_interval_seconds"],
     ) -> None:
         """Start tracking the range ``[start, end)`` (epoch ms)."""
         self.logger = logger

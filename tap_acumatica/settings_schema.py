@@ -1,0 +1,249 @@
+"""The tap's settings as JSON Schema: what the SDK validates and ``--about`` prints.
+
+Each setting is declared here once, with its description; its default comes from
+``settings.DEFAULTS`` and its checks from ``settings``. Building the schema imports singer_sdk
+(slow), so it happens on first use only.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from tap_acumatica.settings import AUTH_METHODS, DEFAULTS, INITIATE_OAUTH
+
+if TYPE_CHECKING:
+    from singer_sdk.typing import Property
+
+
+@cache
+def config_schema() -> dict[str, Any]:
+    """The tap's settings as JSON Schema (built once; see the module docstring), by group."""
+    from singer_sdk import typing as th  # noqa: PLC0415
+
+    return dict(
+        th.PropertiesList(
+            *_source_properties(th),
+            *_request_properties(th),
+            *_run_properties(th),
+            *_auth_properties(th),
+        ).to_dict()
+    )
+
+
+def _prop(name: str, kind: Any, description: str, **extra: Any) -> Property[Any]:
+    """One setting; its default, if any, comes from ``DEFAULTS``."""
+    from singer_sdk import typing as th  # noqa: PLC0415
+
+    if name in DEFAULTS:
+        extra["default"] = DEFAULTS[name]
+    return th.Property(name, kind, description=description, **extra)
+
+
+def _source_properties(th: ModuleType) -> list[Property[Any]]:
+    """Where to read from and what: the instance, the endpoint, the entities, the start."""
+    return [
+        _prop(
+            "base_url",
+            th.StringType,
+            "Instance URL, including the site path if any, e.g. https://example.acumatica.com or "
+            "https://erp.example.com/AcumaticaERP. http:// is accepted for loopback hosts only.",
+            required=True,
+        ),
+        _prop(
+            "endpoint_name",
+            th.StringType,
+            "Web-service endpoint (SM207060); the system endpoint is Default.",
+        ),
+        _prop(
+            "endpoint_version",
+            th.StringType,
+            "Endpoint version, e.g. 24.200.001. Default: the highest version of endpoint_name "
+            "that GET /entity lists on the instance.",
+        ),
+        _prop(
+            "entities",
+            th.ArrayType(th.StringType),
+            'Only discover these entities (e.g. ["SalesOrder", "Customer"]). Default: every '
+            "top-level entity with a list GET.",
+        ),
+        _prop(
+            "start_date",
+            th.DateTimeType,
+            "Read records changed at or after this time on the first run (ISO-8601 with offset). "
+            "Default: everything.",
+        ),
+    ]
+
+
+def _request_properties(th: ModuleType) -> list[Property[Any]]:
+    """How requests are sent: page size, concurrency, timeout, retries, the login-limit wait."""
+    integer = th.IntegerType
+    return [
+        _prop(
+            "page_size",
+            integer(minimum=2),
+            "Records per request ($top). A time window that returns a full page is split and "
+            "re-read; only records sharing one timestamp are paged.",
+        ),
+        _prop(
+            "max_concurrent_requests",
+            integer(minimum=1, maximum=100),
+            "Windows fetched in parallel. Keep it at or below the licence's 'Maximum Number of "
+            "Concurrent Web Services API Requests' (SM604000).",
+        ),
+        _prop(
+            "request_timeout",
+            integer(minimum=1, maximum=86400),
+            "Seconds to wait for a response. Acumatica queues requests over the licence limit for "
+            "up to 10 minutes without any signal, hence the generous default.",
+        ),
+        _prop(
+            "max_tries",
+            integer(minimum=1),
+            "Attempts per request on 429, 5xx, timeouts, dropped connections and truncated JSON "
+            "(exponential backoff with jitter; Retry-After honoured).",
+        ),
+        _prop(
+            "backoff_base_seconds",
+            th.NumberType(minimum=0),
+            "First retry delay; it doubles per attempt (capped at 60 s), with jitter.",
+        ),
+        _prop(
+            "login_limit_wait_seconds",
+            integer(minimum=0),
+            "How long to keep retrying when Acumatica answers 'API Login Limit' (every API seat "
+            "taken); unclosed sessions free their seat after 10 minutes. 0 fails at once.",
+        ),
+    ]
+
+
+def _run_properties(th: ModuleType) -> list[Property[Any]]:
+    """What records carry ($expand, $custom), the range each run reads, its log and User-Agent."""
+    integer = th.IntegerType
+    return [
+        _prop(
+            "expand",
+            th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
+            'Entity → detail/linked entities to read with it ($expand), e.g. {"SalesOrder": '
+            '["Details", "ShipToAddress"], "Customer": ["MainContact/Address"]}. They become '
+            "nested arrays/objects in the records.",
+        ),
+        _prop(
+            "custom_fields",
+            th.ObjectType(
+                additional_properties=th.CustomType(
+                    {"type": ["array", "string"], "items": {"type": "string"}}
+                )
+            ),
+            'Entity → custom fields to read ($custom) as View.Field names, or "all" for every '
+            'custom field $adHocSchema lists, e.g. {"SalesOrder": ["Document.UsrRepairType"], '
+            '"StockItem": "all"}. Records carry them as custom: {"View": {"Field": value}}.',
+        ),
+        _prop(
+            "lookback_minutes",
+            integer(minimum=0),
+            "Re-read this many minutes before the bookmark on every run (covers transactions that "
+            "commit long after they stamp their records).",
+        ),
+        _prop(
+            "safety_lag_seconds",
+            integer(minimum=0),
+            "Read only up to this many seconds before the sync started; newer changes are read on "
+            "the next run, so a late-committing transaction is never skipped.",
+        ),
+        _prop(
+            "progress_interval_seconds",
+            integer(minimum=1),
+            "Seconds between progress log lines per stream (stderr).",
+        ),
+        _prop("user_agent", th.StringType, "User-Agent header sent with every request."),
+    ]
+
+
+def _auth_properties(th: ModuleType) -> list[Property[Any]]:
+    """How the tap signs in: the method, the connected application, then the credentials."""
+    return [
+        _prop(
+            "auth_method",
+            th.StringType,
+            "oauth_code (authorization-code grant, default), oauth_password (resource-owner "
+            "password grant) or cookie (/entity/auth/login session).",
+            allowed_values=list(AUTH_METHODS),
+        ),
+        _prop(
+            "client_id",
+            th.StringType,
+            "OAuth client ID of the connected application (SM303010), <GUID>@<Tenant>.",
+        ),
+        _prop(
+            "client_secret",
+            th.StringType,
+            "OAuth shared secret of the connected application.",
+            secret=True,
+        ),
+        _prop(
+            "redirect_uri",
+            th.StringType,
+            "Redirect URI registered on the connected application, e.g. "
+            "http://localhost:8765/callback (the tap listens there during --login); a "
+            "non-loopback URI means you paste the redirected address instead.",
+        ),
+        _prop(
+            "scope", th.StringType, "OAuth scopes; offline_access is needed for a refresh token."
+        ),
+        _prop(
+            "initiate_oauth",
+            th.StringType,
+            "GETANDREFRESH: sign in through the browser when no usable token exists, then "
+            "refresh; REFRESH: never interactive, refresh the stored or given refresh_token; OFF: "
+            "use access_token as given.",
+            allowed_values=list(INITIATE_OAUTH),
+        ),
+        *_credential_properties(th),
+    ]
+
+
+def _credential_properties(th: ModuleType) -> list[Property[Any]]:
+    """What it signs in with: tokens (store, seeds), the user, cookie options, ``--login``."""
+    return [
+        _prop(
+            "oauth_settings_location",
+            th.StringType,
+            "JSON file holding the rotating OAuth tokens (created 0600). Default: the --config "
+            "file itself, or .meltano/tap-acumatica/oauth-tokens.json under Meltano.",
+        ),
+        _prop(
+            "access_token",
+            th.StringType,
+            "An OAuth access token (with initiate_oauth OFF, the only credential).",
+            secret=True,
+        ),
+        _prop(
+            "refresh_token",
+            th.StringType,
+            "Seed refresh token, used when the token store has none (or a different one that this "
+            "value replaces). Rotated tokens go to the token store, not here.",
+            secret=True,
+        ),
+        _prop("username", th.StringType, "Acumatica user (cookie, oauth_password)."),
+        _prop("password", th.StringType, "Password of that user.", secret=True),
+        _prop(
+            "tenant",
+            th.StringType,
+            "Tenant login name for cookie sign-in; default: the part of client_id after '@'.",
+        ),
+        _prop("branch", th.StringType, "Branch ID for cookie sign-in (optional)."),
+        _prop("locale", th.StringType, "Locale for cookie sign-in (optional)."),
+        _prop(
+            "login_timeout_seconds",
+            th.IntegerType(minimum=1, maximum=86400),
+            "How long --login waits for the browser sign-in.",
+        ),
+        _prop(
+            "open_browser",
+            th.BooleanType,
+            "Open the system browser for sign-in (the URL is always printed to stderr).",
+        ),
+    ]
