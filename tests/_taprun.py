@@ -79,8 +79,33 @@ def _decode(line: str) -> dict[str, Any] | None:
 def write_json(data: Any, directory: Path, name: str) -> str:
     """Write ``data`` as JSON into ``directory`` and return the path."""
     path = directory / name
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(data), encoding="utf-8")
     return str(path)
+
+
+def start_tap(config_path: str, stderr: Any = subprocess.DEVNULL) -> subprocess.Popen[str]:
+    """Start ``python -m tap_acumatica --config CONFIG_PATH`` (a sync); stdout is a text pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tap_acumatica", "--config", config_path],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def read_until(proc: subprocess.Popen[str], *markers: str) -> list[str]:
+    """Read stdout up to a line holding each of ``markers`` in turn; the lines read.
+
+    The last line is empty when the output ended first.
+    """
+    assert proc.stdout is not None
+    seen = [proc.stdout.readline()]
+    for marker in markers:
+        while seen[-1] and marker not in seen[-1]:
+            seen.append(proc.stdout.readline())
+    return seen
 
 
 def run_tap(

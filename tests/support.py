@@ -1,4 +1,4 @@
-"""Helpers shared by the test suite: the sandbox subprocess and paths to ../shared."""
+"""Helpers shared by the test suite: the sandbox subprocess, paths to ../shared, small helpers."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +15,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import requests
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "acumatica"
@@ -95,6 +98,36 @@ def running_sandbox(*args: str) -> Iterator[Sandbox]:
         yield sbx
     finally:
         sbx.stop()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def password_grant(box: Sandbox, scope: str = "api offline_access") -> dict[str, Any]:
+    """A token answer straight from the sandbox's token endpoint (password grant, as admin)."""
+    c = box.credentials()
+    return requests.post(
+        f"{box.url}/identity/connect/token",
+        data={
+            "grant_type": "password",
+            "client_id": c["client_id"],
+            "client_secret": c["client_secret"],
+            "username": c["username"],
+            "password": c["password"],
+            "scope": scope,
+        },
+        timeout=30,
+    ).json()
+
+
+def assert_no_secrets(text: str, box: Sandbox) -> None:
+    """No secret the sandbox ever issued (by its prefixes) appears in ``text``."""
+    for prefix in box.credentials()["secret_prefixes"]:
+        assert prefix not in text, f"a {prefix}… secret leaked into the output"
 
 
 def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> bool:

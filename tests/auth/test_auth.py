@@ -22,7 +22,7 @@ from tap_acumatica.auth import grants, oauth
 from tap_acumatica.auth.base import AcumaticaAuthenticator
 from tap_acumatica.auth.tokenstore import StoredTokens, TokenSet, TokenStore, fingerprint
 from tap_acumatica.errors import AuthError, ConfigError
-from tests.support import Sandbox
+from tests.support import Sandbox, password_grant
 
 ENTITY = "/entity/Default/24.200.001/Customer"
 
@@ -54,19 +54,7 @@ def base_config(box: Sandbox, **extra: Any) -> dict[str, Any]:
 
 def password_tokens(box: Sandbox) -> dict[str, Any]:
     """A token pair straight from the sandbox (password grant), then the seat freed."""
-    c = box.credentials()
-    body = requests.post(
-        f"{box.url}/identity/connect/token",
-        data={
-            "grant_type": "password",
-            "client_id": c["client_id"],
-            "client_secret": c["client_secret"],
-            "username": c["username"],
-            "password": c["password"],
-            "scope": "api offline_access",
-        },
-        timeout=10,
-    ).json()
+    body = password_grant(box)
     logout(box, body["access_token"])
     return body
 

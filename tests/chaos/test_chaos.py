@@ -1,7 +1,7 @@
 """Chaos: kill -9 at random points, background writers, a hostile fault schedule.
 
 Each test runs the real CLI (``python -m tap_acumatica``) against sandbox processes and
-writes its figure for docs/reliability.md (tests/chaos_support.py). CI runs bounded counts;
+writes its figure for docs/reliability.md (tests/chaos/support.py). CI runs bounded counts;
 ``CHAOS_FULL=1`` runs the published ones.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos_support import (
+from tests.chaos.support import (
     TapProcess,
     bookmarks,
     must_have,

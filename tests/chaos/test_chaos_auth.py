@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
-from tests.chaos_support import (
+from tests.chaos.support import (
     TapProcess,
     assert_clean,
     child_env,
@@ -30,28 +29,12 @@ from tests.chaos_support import (
     wait_sessions_closed,
     write_json,
 )
-from tests.support import REPO, Sandbox
+from tests.support import REPO, Sandbox, password_grant
 
 pytestmark = pytest.mark.chaos
 
 SandboxFactory = Callable[..., Sandbox]
 TOKEN_DELAY_MS = 120
-
-
-def _password_grant(box: Sandbox) -> dict[str, Any]:
-    c = box.credentials()
-    return requests.post(
-        f"{box.url}/identity/connect/token",
-        data={
-            "grant_type": "password",
-            "client_id": c["client_id"],
-            "client_secret": c["client_secret"],
-            "username": c["username"],
-            "password": c["password"],
-            "scope": "api offline_access",
-        },
-        timeout=30,
-    ).json()
 
 
 def _refresh_config(box: Sandbox, store: Path, **extra: Any) -> dict[str, Any]:
@@ -80,7 +63,7 @@ def test_kill_during_refresh_never_corrupts_the_store_or_loses_the_chain(
         [
             sys.executable,
             "-m",
-            "tests.chaos_refresh",
+            "tests.chaos.refresh",
             cfg,
             str(trials),
             "7",
@@ -128,7 +111,7 @@ def test_four_concurrent_tap_processes_share_one_store(
     invalid = 0
     exits: list[int] = []
     for r in range(rounds):
-        seed = _password_grant(box)["refresh_token"] if r == 0 else None
+        seed = password_grant(box)["refresh_token"] if r == 0 else None
         extra: dict[str, Any] = {"refresh_token": seed} if seed else {}
         config = {
             **tap_config(box, ["Customer", "SalesOrder"], page_size=40),

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tap_acumatica.tap import TapAcumatica
-from tests.chaos_support import FULL, child_env, record_figure, scan, tap_config
+from tests.chaos.support import FULL, child_env, record_figure, scan, tap_config
 from tests.support import REPO, Sandbox
 
 pytestmark = pytest.mark.chaos

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import REPO, Sandbox
+from tests.support import REPO, Sandbox, assert_no_secrets, free_port
 
 pytestmark = pytest.mark.browser
 
@@ -41,12 +40,6 @@ def browser() -> Iterator[Any]:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield b
         b.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Login:
@@ -99,11 +92,6 @@ def setup(sandbox_factory: Callable[..., Sandbox], tmp_path: Path) -> tuple[Sand
     return box, cfg, store
 
 
-def no_secrets(text: str, box: Sandbox) -> None:
-    for prefix in box.credentials()["secret_prefixes"]:
-        assert prefix not in text
-
-
 def test_code_grant_in_chromium(browser: Any, setup: tuple[Sandbox, Path, Path]) -> None:
     box, cfg, store = setup
     login = Login(cfg)
@@ -123,7 +111,7 @@ def test_code_grant_in_chromium(browser: Any, setup: tuple[Sandbox, Path, Path])
         page.close()
     code, text = login.finish()
     assert code == 0, text
-    no_secrets(text, box)
+    assert_no_secrets(text, box)
     doc = json.loads(store.read_text())
     assert doc["refresh_token"].startswith("sbxrt-")
     assert doc["scope"] == "api offline_access"
@@ -149,7 +137,7 @@ def test_deny_in_chromium_fails_cleanly(browser: Any, setup: tuple[Sandbox, Path
     assert last.startswith("tap-acumatica: ")
     assert "denied" in last
     assert "Traceback" not in text
-    no_secrets(text, box)
+    assert_no_secrets(text, box)
     assert not store.exists()
 
 

@@ -116,6 +116,7 @@ def test_corrupt_store_is_a_clear_config_error(tmp_path: Path) -> None:
 
 def test_lock_excludes_another_process(tmp_path: Path) -> None:
     store = TokenStore(tmp_path / "t.json")
+    # The child holds the lock for a second: long enough that we must wait for it.
     script = (
         "import sys, time; from tap_acumatica.auth.tokenstore import TokenStore\n"
         "s = TokenStore(sys.argv[1])\n"

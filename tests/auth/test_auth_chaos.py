@@ -29,8 +29,8 @@ import pytest
 import requests
 
 from tap_acumatica.auth.tokenstore import StoredTokens, TokenSet, TokenStore, fingerprint, sha256
-from tests.support import REPO, Sandbox
-from tests.test_auth_processes import CLIENT
+from tests.auth.test_auth_processes import CLIENT
+from tests.support import REPO, Sandbox, password_grant
 
 pytestmark = pytest.mark.chaos
 
@@ -70,15 +70,7 @@ class Chain:
             self.store.write(StoredTokens(TokenSet(None, refresh_token), self.fp))
 
     def reseed(self) -> None:
-        body = self.token(
-            {
-                "grant_type": "password",
-                "username": "admin",
-                "password": self.c["password"],
-                "scope": "api offline_access",
-            }
-        ).json()
-        self.put(body["refresh_token"])
+        self.put(password_grant(self.box)["refresh_token"])
 
     def stored(self) -> dict[str, object]:
         doc = json.loads(self.store.path.read_text())  # must always be valid JSON
@@ -115,7 +107,7 @@ def wait_until(pred: Callable[[], bool], proc: subprocess.Popen[str], limit: flo
     while time.monotonic() < deadline and proc.poll() is None:
         if pred():  # reads the store: with atomic replaces it is never half-written
             return True
-        time.sleep(0.003)
+        time.sleep(0.003)  # poll interval
     return False
 
 
@@ -132,7 +124,7 @@ def test_kill_while_the_refresh_is_in_flight(chain: Chain) -> None:
         proc = chain.start(1)
         mark = sha256(before)
         assert wait_until(lambda m=mark: chain.stored().get("pending_refresh_sha256") == m, proc)
-        time.sleep(rng.uniform(0, DELAY_MS / 2000))
+        time.sleep(rng.uniform(0, DELAY_MS / 2000))  # a random moment inside the delayed POST
         kill(proc)
         doc = chain.stored()
         assert doc["refresh_token"] == before
@@ -146,7 +138,7 @@ def test_kill_after_the_rotated_token_was_persisted(chain: Chain) -> None:
         before = str(chain.stored()["refresh_token"])
         proc = chain.start(40)
         assert wait_until(lambda b=before: chain.stored()["refresh_token"] != b, proc)
-        time.sleep(rng.uniform(0, 0.2))
+        time.sleep(rng.uniform(0, 0.2))  # a random moment after the rotated token was stored
         kill(proc)
         doc = chain.stored()
         assert doc["refresh_token"] != before
@@ -159,7 +151,7 @@ def test_kill_at_random_moments_never_corrupts_the_store(chain: Chain) -> None:
     for _ in range(TRIALS * 2):
         before = str(chain.stored()["refresh_token"])
         proc = chain.start(3)
-        time.sleep(rng.uniform(0, 2.5 + DELAY_MS / 1000))
+        time.sleep(rng.uniform(0, 2.5 + DELAY_MS / 1000))  # the kill moment, at random
         kill(proc)
         doc = chain.stored()
         token = str(doc["refresh_token"])

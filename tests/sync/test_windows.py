@@ -109,7 +109,7 @@ def test_fetch_in_order_is_complete_and_ordered(workers: int) -> None:
     requests = [0]
 
     def fetch(window: Window) -> WindowResult:
-        time.sleep(random.random() / 2000)
+        time.sleep(random.random() / 2000)  # jitter: windows finish out of order
         with lock:
             requests[0] += 1
         rows = [{"id": i, "t": iso_utc(s)} for i, s in data if window.start <= s < window.end]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support import Sandbox
+from tests.support import Sandbox, password_grant
 
 EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
 
@@ -151,19 +151,7 @@ def test_auth_required_bearer_and_tenant(sbx: Sandbox, basic: tuple[str, str]) -
     assert r.status_code == 401
     assert "Basic" in r.headers["WWW-Authenticate"]
     assert gi(sbx, ("admin", "wrong")).status_code == 401
-    creds = sbx.credentials()
-    tok = requests.post(
-        f"{sbx.url}/identity/connect/token",
-        data={
-            "grant_type": "password",
-            "client_id": creds["client_id"],
-            "client_secret": creds["client_secret"],
-            "username": creds["username"],
-            "password": creds["password"],
-            "scope": "api",
-        },
-        timeout=30,
-    ).json()["access_token"]
+    tok = password_grant(sbx, scope="api")["access_token"]
     r = requests.get(
         f"{sbx.url}/t/Company/api/odata/gi/CustomerList",
         headers={"Authorization": f"Bearer {tok}"},

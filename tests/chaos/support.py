@@ -1,4 +1,4 @@
-"""Shared machinery of the chaos suite (tests/test_chaos*.py, marker ``chaos``).
+"""Shared machinery of the chaos suite (tests/chaos/, marker ``chaos``).
 
 - Sizes: bounded for CI by default; ``CHAOS_FULL=1`` runs the published counts.
 - Every tap process goes through :class:`TapProcess`, which keeps what it printed; every
@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from tap_acumatica.stamps import parse_ms
+from tests._taprun import tap_config as _cookie_config
+from tests._taprun import write_json
 from tests.support import REPO, Sandbox
 
 FULL = os.environ.get("CHAOS_FULL", "") not in ("", "0")
@@ -50,13 +52,6 @@ def child_env(**extra: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
-
-
-def write_json(data: Any, directory: Path, name: str) -> str:
-    """Write ``data`` as JSON into ``directory``; the path."""
-    path = directory / name
-    path.write_text(json.dumps(data), encoding="utf-8")
-    return str(path)
 
 
 # -- figures ----------------------------------------------------------------------------------
@@ -232,21 +227,8 @@ def run_tap(box: Sandbox, config: Mapping[str, Any], directory: Path, **kwargs: 
 
 def tap_config(box: Sandbox, entities: list[str], **extra: Any) -> dict[str, Any]:
     """Cookie sign-in, quick retries, no safety lag (the most hostile legal settings)."""
-    creds = box.credentials()
-    config: dict[str, Any] = {
-        "base_url": box.url,
-        "auth_method": "cookie",
-        "username": creds["username"],
-        "password": creds["password"],
-        "tenant": creds["tenant"],
-        "entities": entities,
-        "safety_lag_seconds": 0,
-        "backoff_base_seconds": 0.05,
-        "login_limit_wait_seconds": 30,
-        "progress_interval_seconds": 3600,
-    }
-    config.update(extra)
-    return config
+    base = {"login_limit_wait_seconds": 30, "progress_interval_seconds": 3600}
+    return _cookie_config(box, **{**base, "entities": entities, **extra})
 
 
 def bookmarks(state: Mapping[str, Any] | None) -> dict[str, int]:

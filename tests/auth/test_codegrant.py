@@ -6,7 +6,6 @@ import base64
 import contextlib
 import hashlib
 import io
-import socket
 import threading
 import time
 import urllib.parse
@@ -17,12 +16,7 @@ import requests
 from tap_acumatica.auth import browser as codegrant
 from tap_acumatica.errors import AuthError, ConfigError
 from tap_acumatica.settings import is_loopback
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support import free_port
 
 
 def test_pkce_s256_and_authorize_url() -> None:
@@ -67,9 +61,16 @@ def test_is_loopback(host: str | None, loop: bool) -> None:
     assert is_loopback(host) is loop
 
 
-def _hit(url: str, delay: float = 0.2) -> threading.Thread:
+def _hit(url: str, after: threading.Thread | None = None) -> threading.Thread:
+    """GET ``url`` from a thread, as a browser would, once the request ``after`` has ended.
+
+    The listener is bound before this is called: the connection waits in its backlog until
+    ``wait`` serves it, so no delay is needed to let the test reach ``wait``.
+    """
+
     def go() -> None:
-        time.sleep(delay)
+        if after is not None:
+            after.join(10)  # keep the order of two requests
         with contextlib.suppress(requests.RequestException):
             requests.get(url, timeout=10)
 
@@ -80,10 +81,10 @@ def _hit(url: str, delay: float = 0.2) -> threading.Thread:
 
 def test_listener_serves_one_redirect_on_loopback_only() -> None:
     port = free_port()
-    listener = codegrant.RedirectListener(f"http://127.0.0.1:{port}/callback")
+    listener = codegrant.RedirectListener.open(f"http://127.0.0.1:{port}/callback")
     assert [s.server_address[0] for s in listener.servers] == ["127.0.0.1"]
-    _hit(f"http://127.0.0.1:{port}/favicon.ico", 0.1)  # a stray request does not count
-    _hit(f"http://127.0.0.1:{port}/callback?code=sbxcd-123456&state=S1", 0.4)
+    stray = _hit(f"http://127.0.0.1:{port}/favicon.ico")  # a stray request does not count
+    _hit(f"http://127.0.0.1:{port}/callback?code=sbxcd-123456&state=S1", after=stray)
     assert listener.wait("S1", timeout=10) == "sbxcd-123456"
     with pytest.raises(requests.ConnectionError):  # served one redirect and closed
         requests.get(f"http://127.0.0.1:{port}/callback", timeout=2)
@@ -91,7 +92,7 @@ def test_listener_serves_one_redirect_on_loopback_only() -> None:
 
 def test_listener_localhost_binds_loopback_addresses() -> None:
     port = free_port()
-    listener = codegrant.RedirectListener(f"http://localhost:{port}/cb")
+    listener = codegrant.RedirectListener.open(f"http://localhost:{port}/cb")
     try:
         assert {s.server_address[0] for s in listener.servers} <= {"127.0.0.1", "::1"}
     finally:
@@ -100,7 +101,7 @@ def test_listener_localhost_binds_loopback_addresses() -> None:
 
 def test_listener_rejects_tampered_state() -> None:
     port = free_port()
-    listener = codegrant.RedirectListener(f"http://127.0.0.1:{port}/cb")
+    listener = codegrant.RedirectListener.open(f"http://127.0.0.1:{port}/cb")
     _hit(f"http://127.0.0.1:{port}/cb?code=sbxcd-999999&state=forged")
     with pytest.raises(AuthError, match="wrong state"):
         listener.wait("expected", timeout=10)
@@ -108,14 +109,14 @@ def test_listener_rejects_tampered_state() -> None:
 
 def test_listener_reports_access_denied() -> None:
     port = free_port()
-    listener = codegrant.RedirectListener(f"http://127.0.0.1:{port}/cb")
+    listener = codegrant.RedirectListener.open(f"http://127.0.0.1:{port}/cb")
     _hit(f"http://127.0.0.1:{port}/cb?error=access_denied&state=S")
     with pytest.raises(AuthError, match="denied"):
         listener.wait("S", timeout=10)
 
 
 def test_listener_times_out_with_a_clear_message() -> None:
-    listener = codegrant.RedirectListener(f"http://127.0.0.1:{free_port()}/cb")
+    listener = codegrant.RedirectListener.open(f"http://127.0.0.1:{free_port()}/cb")
     start = time.monotonic()
     with pytest.raises(AuthError, match=r"no sign-in arrived within 1 s.*--login"):
         listener.wait("S", timeout=1)
@@ -124,7 +125,7 @@ def test_listener_times_out_with_a_clear_message() -> None:
 
 def test_listener_refuses_non_loopback_redirect() -> None:
     with pytest.raises(ConfigError, match="not a loopback"):
-        codegrant.RedirectListener("https://example.invalid/oauth/callback")
+        codegrant.RedirectListener.open("https://example.invalid/oauth/callback")
 
 
 def test_paste_flow_for_a_non_loopback_redirect(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""Kill-during-refresh trials at volume: ``python -m tests.chaos_refresh CONFIG TRIALS SEED OUT``.
+"""Kill-during-refresh trials at volume: ``python -m tests.chaos.refresh CONFIG TRIALS SEED OUT``.
 
 The kill moment is uniform over 1.2 times the time a whole refresh takes on this machine
 (re-measured every 50 trials), so kills land before, during and after refreshes alike.
@@ -88,7 +88,7 @@ def main(argv: list[str]) -> int:
             span = _calibrate(cfg, store, put) * 1.2
         before = str(_doc(store)["refresh_token"])
         pid = _refresh_child(cfg)
-        time.sleep(rng.uniform(0, span))
+        time.sleep(rng.uniform(0, span))  # the kill moment, at random within the window
         finished = os.waitpid(pid, os.WNOHANG)[0] != 0
         if not finished:
             os.kill(pid, signal.SIGKILL)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -22,8 +19,8 @@ from tap_acumatica import cli
 from tap_acumatica.auth import factory as auth
 from tap_acumatica.errors import AcumaticaAPIError, AuthError
 from tap_acumatica.http.client import AcumaticaClient
-from tests._taprun import parse_messages, tap_config, write_json
-from tests.support import REPO, Sandbox
+from tests._taprun import parse_messages, read_until, start_tap, tap_config, write_json
+from tests.support import Sandbox
 
 GOOD = {
     "base_url": "https://erp.example.com",
@@ -131,23 +128,12 @@ def _signal_mid_sync(config_path: str, sig: int, errfile: Any) -> tuple[int, str
     """Start a sync, send ``sig`` once a window is committed; return (exit code, stdout, stderr)."""
     errfile.seek(0)
     errfile.truncate()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tap_acumatica", "--config", config_path],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=errfile,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = start_tap(config_path, stderr=errfile)
     assert proc.stdout is not None
-    seen = [proc.stdout.readline()]
     # Signal once a window is committed (records, then its STATE): the first window's records
     # can take a while to leave while the workers decode the next pages (the GIL), and a
     # signal before any commit rightly leaves no bookmark to write.
-    while seen[-1] and '"RECORD"' not in seen[-1]:
-        seen.append(proc.stdout.readline())
-    while seen[-1] and '"STATE"' not in seen[-1]:
-        seen.append(proc.stdout.readline())
+    seen = read_until(proc, '"RECORD"', '"STATE"')
     assert seen[-1], "the tap ended before committing a window"
     time.sleep(0.2)  # let the workers put more GETs on the wire
     proc.send_signal(sig)

@@ -3,7 +3,7 @@
 * ``tap-acumatica target-jsonl``: what lands matches the sandbox's ground truth
   (``/_sandbox/records``), record for record; a second run, after changes made through
   ``POST /_sandbox/mutate``, brings exactly the changed records, through Meltano's saved state.
-* ``tap-acumatica target-postgres`` into a real PostgreSQL (tests/pg.py): row counts per table
+* ``tap-acumatica target-postgres`` into a real PostgreSQL (tests/e2e/pg.py): row counts per table
   match the ground truth, expanded details land as JSON, and a second run upserts only the changes.
 
 Meltano installs the tap (``pip_url: -e .``) and the pinned loaders from PyPI into the repo's
@@ -28,14 +28,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.pg import (
+from tests.e2e.pg import (
     REQUIRE_ALL,
     PostgresServer,
     PostgresUnavailableError,
-    free_port,
     postgres_server,
 )
-from tests.support import REPO, Sandbox
+from tests.support import REPO, Sandbox, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support import REPO, Sandbox
+from tests.support import REPO, Sandbox, password_grant, wait_for
 
 LIST = "/entity/Default/24.200.001/Customer"
 
@@ -30,20 +30,7 @@ def auth(sbx: Sandbox) -> dict[str, str]:
     """A fresh bearer header; faults cleared before each test."""
     sbx.admin("POST", "reset")
     sbx.admin("POST", "faults", {})
-    creds = sbx.credentials()
-    r = requests.post(
-        f"{sbx.url}/identity/connect/token",
-        data={
-            "grant_type": "password",
-            "client_id": creds["client_id"],
-            "client_secret": creds["client_secret"],
-            "username": creds["username"],
-            "password": creds["password"],
-            "scope": "api",
-        },
-        timeout=30,
-    )
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+    return {"Authorization": f"Bearer {password_grant(sbx, scope='api')['access_token']}"}
 
 
 def get(sbx: Sandbox, headers: dict[str, str], path: str = LIST, **kw: Any) -> requests.Response:
@@ -195,17 +182,7 @@ def test_bad_fault_config_rejected(sbx: Sandbox) -> None:
 
 
 def _refresh_grant(sbx: Sandbox) -> tuple[dict[str, Any], str]:
-    creds = sbx.credentials()
-    data = {
-        "grant_type": "password",
-        "client_id": creds["client_id"],
-        "client_secret": creds["client_secret"],
-        "username": creds["username"],
-        "password": creds["password"],
-        "scope": "api offline_access",
-    }
-    r = requests.post(f"{sbx.url}/identity/connect/token", data=data, timeout=30)
-    return creds, r.json()["refresh_token"]
+    return sbx.credentials(), password_grant(sbx)["refresh_token"]
 
 
 def _refresh(sbx: Sandbox, creds: dict[str, Any], rt: str, timeout: float) -> requests.Response:
@@ -218,13 +195,26 @@ def _refresh(sbx: Sandbox, creds: dict[str, Any], rt: str, timeout: float) -> re
     return requests.post(f"{sbx.url}/identity/connect/token", data=data, timeout=timeout)
 
 
+def _token_requests(sbx: Sandbox) -> int:
+    """Token requests the sandbox has finished handling (counted once answered or dropped)."""
+    stats = sbx.stats()["requests"]
+    return sum(r["count"] for r in stats if r["path"] == "/identity/connect/token")
+
+
+def _wait_token_handled(sbx: Sandbox, count: int) -> None:
+    """Wait until the sandbox is done with the abandoned, delayed token request."""
+    done = wait_for(lambda: _token_requests(sbx) >= count, timeout=10)
+    assert done, "the sandbox did not finish the delayed token request within 10 s"
+
+
 def test_token_delay_client_gone_before_grant(sbx: Sandbox, auth: dict[str, str]) -> None:
     """Killed while the token endpoint stalls: the old refresh token is still valid."""
     creds, rt = _refresh_grant(sbx)
+    handled = _token_requests(sbx)
     sbx.admin("POST", "faults", {"token_delay_ms": 800})
     with pytest.raises(requests.exceptions.ReadTimeout):
         _refresh(sbx, creds, rt, timeout=0.2)
-    time.sleep(1.0)
+    _wait_token_handled(sbx, handled + 1)
     sbx.admin("POST", "faults", {})
     assert _refresh(sbx, creds, rt, timeout=30).status_code == 200
 
@@ -232,10 +222,11 @@ def test_token_delay_client_gone_before_grant(sbx: Sandbox, auth: dict[str, str]
 def test_token_delay_after_rotation(sbx: Sandbox, auth: dict[str, str]) -> None:
     """Killed after the server rotated: the client never saw the new token; the old one is dead."""
     creds, rt = _refresh_grant(sbx)
+    handled = _token_requests(sbx)
     sbx.admin("POST", "faults", {"token_delay_ms": 800, "token_delay_after": True})
     with pytest.raises(requests.exceptions.ReadTimeout):
         _refresh(sbx, creds, rt, timeout=0.2)
-    time.sleep(1.0)
+    _wait_token_handled(sbx, handled + 1)
     sbx.admin("POST", "faults", {})
     r = _refresh(sbx, creds, rt, timeout=30)
     assert (r.status_code, r.json()["error"]) == (400, "invalid_grant")

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from tests.pg import REQUIRE_ALL, PostgresUnavailableError, postgres_server
+from tests.e2e.pg import REQUIRE_ALL, PostgresUnavailableError, postgres_server
 
 psycopg = pytest.importorskip("psycopg")
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -17,12 +14,14 @@ from tap_acumatica.stamps import parse_ms
 from tests._taprun import (
     discover,
     parse_messages,
+    read_until,
     run_tap,
     select_fields,
+    start_tap,
     tap_config,
     write_json,
 )
-from tests.support import REPO, Sandbox
+from tests.support import Sandbox
 
 
 def _now_ms(sbx: Sandbox) -> int:
@@ -56,7 +55,7 @@ def test_first_run_complete_then_second_run_only_changes(sandbox_factory: Any) -
     bookmark = state["bookmarks"]["Customer"]["replication_key_value"]
     assert bookmark.endswith("+00:00")
 
-    time.sleep(0.01)
+    time.sleep(0.01)  # the changes below get stamps later than the first run's end
     updated = sbx.admin("POST", "mutate", {"entity": "Customer", "op": "update", "count": 4})
     inserted = sbx.admin("POST", "mutate", {"entity": "SalesOrder", "op": "insert", "count": 3})
     second = run_tap(config, state=state)
@@ -178,21 +177,7 @@ def test_kill_mid_sync_and_resume_loses_nothing(sandbox_factory: Any) -> None:
     config = tap_config(sbx, entities=["SalesOrder"], page_size=200)
     start = _now_ms(sbx)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "tap_acumatica",
-            "--config",
-            write_json(config, Path(tmp), "c.json"),
-        ]
-        proc = subprocess.Popen(
-            cmd,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        proc = start_tap(write_json(config, Path(tmp), "c.json"))
         assert proc.stdout is not None
         lines: list[str] = []
         records = 0
@@ -232,25 +217,9 @@ def test_sigterm_writes_state_and_signs_out(sandbox_factory: Any) -> None:
     )
     config = tap_config(sbx, entities=["SalesOrder"], page_size=250)
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile("w+") as errfile:
-        cmd = [
-            sys.executable,
-            "-m",
-            "tap_acumatica",
-            "--config",
-            write_json(config, Path(tmp), "c.json"),
-        ]
-        proc = subprocess.Popen(
-            cmd,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=errfile,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        proc = start_tap(write_json(config, Path(tmp), "c.json"), stderr=errfile)
         assert proc.stdout is not None
-        seen = [proc.stdout.readline()]
-        while seen[-1] and '"RECORD"' not in seen[-1]:
-            seen.append(proc.stdout.readline())
+        seen = read_until(proc, '"RECORD"')
         assert seen[-1], "the tap ended before emitting a record"
         proc.send_signal(signal.SIGTERM)
         out = "".join(seen) + proc.stdout.read()

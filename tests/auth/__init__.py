@@ -1,0 +1,1 @@
+"""Tests of tap_acumatica/auth/: authenticators, token store, code grant, --login."""

@@ -1,0 +1,1 @@
+"""Tests of tap_acumatica/contract/: discovery, schemas, records."""

@@ -1,0 +1,1 @@
+"""Tests of tap_acumatica/http/: the client, retries, error messages."""

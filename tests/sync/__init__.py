@@ -1,0 +1,1 @@
+"""Tests of tap_acumatica/sync/: windows, scheduling, paging, incremental runs."""
