@@ -42,7 +42,7 @@ def test_kill9_at_random_points_then_resume_loses_nothing(
 ) -> None:
     """A chain of runs, each killed with SIGKILL at a random point and resumed from its STATE."""
     kills = size(8, 25)
-    # A killed process cannot sign out: its API seat stays taken (10 minutes idle), so the
+    # A killed process cannot sign out: its API seat stays taken (30-60 minutes idle), so the
     # licence has a seat per kill.
     box = sandbox_factory(
         "--seed",

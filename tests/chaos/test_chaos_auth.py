@@ -195,7 +195,7 @@ def test_runs_ending_normally_or_by_signal_leave_no_api_seat(
                     "stderr_tail": run.stderr.splitlines()[-4:],
                 }
             )  # free the seats so the next runs measure themselves, not this one
-            box.admin("POST", "clock", {"advance_seconds": 601})
+            box.admin("POST", "clock", {"advance_seconds": 3601})  # past both idle timeouts
     # Known bug (reported): an OAuth run stopped by a signal signs out while a worker thread's
     # GET is still in flight; the server serves that GET after the logout with the still-valid
     # bearer and opens a new session. Cookie sessions cannot reopen that way (401).

@@ -12,7 +12,8 @@ import sys
 import threading
 from typing import Any
 
-from tests.sandbox.auth import AuthOptions
+from tests.sandbox import contract5, failing, stamps
+from tests.sandbox.auth import COOKIE_IDLE_SECONDS, OAUTH_IDLE_SECONDS, AuthOptions
 from tests.sandbox.faults import FaultConfigError, parse_config
 
 DESCRIPTION = """\
@@ -103,8 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--session-idle-seconds",
         type=float,
-        default=600.0,
-        help="idle time (virtual clock) after which a session frees its seat (default 600)",
+        default=COOKIE_IDLE_SECONDS,
+        help="idle time (virtual clock) after which a cookie session frees its seat "
+        f"(default {COOKIE_IDLE_SECONDS:g}; Acumatica's global timeout is often 1800)",
+    )
+    g.add_argument(
+        "--oauth-session-idle-seconds",
+        type=float,
+        default=OAUTH_IDLE_SECONDS,
+        help="the same for sessions opened with a bearer token "
+        f"(default {OAUTH_IDLE_SECONDS:g}; Acumatica's OAuth guide says wait 3600)",
+    )
+    g.add_argument(
+        "--parallel-in-session",
+        action="store_true",
+        help="process the requests of one session in parallel (the sandbox before issue 11); "
+        "default: one at a time in arrival order, like Acumatica (api.md §6)",
     )
     g.add_argument(
         "--access-token-ttl",
@@ -174,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="delay every /identity/connect/token answer (default 0)",
     )
+    failing.add_arguments(p)
+    contract5.add_arguments(p)  # issue 11: --endpoints
+    stamps.add_arguments(p)  # issue 11: --stamp-precision, --detail-edits, …
     del a
     return p
 
@@ -202,15 +220,20 @@ def options_from_args(ns: argparse.Namespace) -> Any:
         burst_size=ns.burst_size,
         deleted_keep_days=ns.deleted_keep_days,
         verbose=ns.verbose,
+        serialise_sessions=not ns.parallel_in_session,
         auth=AuthOptions(
             api_seats=ns.api_seats,
             session_idle_seconds=ns.session_idle_seconds,
+            oauth_session_idle_seconds=ns.oauth_session_idle_seconds,
             access_token_ttl=ns.access_token_ttl,
             refresh_lifetime_days=ns.refresh_lifetime_days,
             sliding_days=ns.sliding_days,
             auto_approve=ns.auto_approve,
             redirect_port=ns.redirect_port,
         ),
+        failing=failing.options_from_args(ns),
+        endpoints=ns.endpoints,
+        stamps=stamps.options_from_args(ns),
     )
 
 

@@ -69,6 +69,8 @@ def stats(handler: Handler) -> dict[str, Any]:
     out = app.stats.snapshot()
     out.update(app.auth.stats())
     out["license"] = app.limiter.stats()
+    out.update(app.sessions.stats())  # max_parallel_in_one_session, session_lines (api.md §6)
     out["faults"] = app.faults.stats()["injected"]
+    out.update(app.failing.stats())  # failed_logins, locked_out (issue 11)
     out["clock"] = iso_z(app.clock.now())
     return out

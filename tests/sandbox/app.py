@@ -12,10 +12,14 @@ from typing import Any
 
 from tests.sandbox.auth import AuthOptions
 from tests.sandbox.clock import VirtualClock
+from tests.sandbox.contract5 import DEFAULT_ENDPOINTS
 from tests.sandbox.data import Dataset
+from tests.sandbox.failing import Failing, FailingOptions
 from tests.sandbox.faults import Faults
 from tests.sandbox.limits import Limiter
 from tests.sandbox.oauth import AuthState
+from tests.sandbox.sessions import SessionLines
+from tests.sandbox.stamps import StampOptions
 
 log = logging.getLogger("tests.sandbox")
 
@@ -44,7 +48,11 @@ class Options:
     burst_size: int = 3000
     deleted_keep_days: float = 10.0
     verbose: bool = False
+    serialise_sessions: bool = True  # api.md §6; False = --parallel-in-session
     auth: AuthOptions = field(default_factory=AuthOptions)
+    failing: FailingOptions = field(default_factory=FailingOptions)
+    endpoints: list[str] = field(default_factory=lambda: list(DEFAULT_ENDPOINTS))  # api.md §1.1
+    stamps: StampOptions = field(default_factory=StampOptions)  # issue 11 (stamps.py)
 
 
 class Stats:
@@ -109,11 +117,16 @@ class App:
             big_records=options.big_records,
             burst_size=options.burst_size,
             site_path=options.site_path,
+            stamps=options.stamps,
         )
         self.auth = AuthState(self.clock, options.auth, options.seed)
         self.limiter = Limiter(options.max_concurrent, options.per_minute)
         self.faults = Faults(options.faults, options.fault_seed, options.token_delay_ms)
         self.stats = Stats()
+        # api.md §6: one session runs one request at a time (server.py Handler.limited)
+        self.sessions = SessionLines(serialise=options.serialise_sessions)
+        self.failing = Failing(options.failing)  # issue 11: failing entities, lockout
+        self.dataset.versions = list(options.endpoints)  # issue 11: GET /entity, api.md §1
         self.base_url = ""
         self.stop_event = threading.Event()
 
@@ -123,6 +136,8 @@ class App:
         self.faults.reset()
         self.stats.reset()
         self.limiter.reset_counters()
+        self.sessions.reset_counters()
+        self.failing.reset()
 
     def start_writers(self) -> threading.Thread | None:
         """``--writers N``: a background thread inserting/updating/deleting ~N records/s."""

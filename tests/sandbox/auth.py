@@ -27,6 +27,15 @@ PENDING_TTL = 900.0  # how long a rendered sign-in page stays usable
 DAY = 86400.0
 
 LOGIN_LIMIT = "API Login Limit"  # api.md §6: all API-user seats are taken
+CONCURRENT_ACCESS = "api:concurrent_access"  # api.md §6/§7: one session per cookieless call
+
+# api.md §6 "Idle seats": Acumatica frees an unclosed session after its inactivity timeout; the
+# global one is often ~30 minutes (1800 s) and the OAuth sign-out guide says to wait an hour
+# (3600 s) for an OAuth session. The sandbox defaults stay at the 10 minutes of the logout page
+# for now: tests/sandbox_tests/test_sandbox_auth.py (cookie) and tests/chaos/test_chaos_auth.py
+# (OAuth leak recovery advances the clock by 601 s) rely on it; see README "Auth behaviour".
+COOKIE_IDLE_SECONDS = 1800.0
+OAUTH_IDLE_SECONDS = 3600.0
 
 
 def new_secret(prefix: str, nbytes: int = 24) -> str:
@@ -42,6 +51,7 @@ class Session:
     user: str
     last_used: float
     aspxauth: str = ""
+    chain: str | None = None  # the OAuth grant that opened it (api:concurrent_access sessions)
 
 
 @dataclass
@@ -85,7 +95,8 @@ class Code:
 @dataclass
 class AuthOptions:
     api_seats: int = 2
-    session_idle_seconds: float = 600.0
+    session_idle_seconds: float = COOKIE_IDLE_SECONDS  # cookie sessions
+    oauth_session_idle_seconds: float = OAUTH_IDLE_SECONDS  # sessions opened with a bearer
     access_token_ttl: float = 3600.0
     refresh_lifetime_days: float = 30.0
     sliding_days: float = 0.0  # 0 = absolute expiration mode
@@ -98,9 +109,19 @@ class LoginLimitError(Exception):
 
 
 @dataclass
+class Access:
+    """How a request authenticated: an error reply, or the server session it runs in."""
+
+    denied: Reply | None = None
+    sid: str | None = None  # None: no API session (basic auth on OData)
+    set_cookies: list[tuple[str, str]] = field(default_factory=list)  # a session just opened
+
+
+@dataclass
 class Counters:
     logins: int = 0
     logouts: int = 0
+    sessions_opened: int = 0
     issued: int = 0
     consumed: int = 0
     rejected: int = 0
@@ -154,10 +175,16 @@ class Seats:
         }
 
     # ------------------------------------------------------------------ seats and sessions
+    def _idle_limit(self, sess: Session) -> float:
+        if sess.kind == "oauth":
+            return self.opt.oauth_session_idle_seconds
+        return self.opt.session_idle_seconds
+
     def _purge(self, now: float) -> None:
-        idle = self.opt.session_idle_seconds
-        for sid in [s.sid for s in self.sessions.values() if now - s.last_used > idle]:
-            self._drop_session(sid)
+        """api.md §6 "Idle seats": a session unused for its idle time frees its seat."""
+        for sess in list(self.sessions.values()):
+            if now - sess.last_used > self._idle_limit(sess):
+                self._drop_session(sess.sid)
 
     def _drop_session(self, sid: str) -> bool:
         sess = self.sessions.pop(sid, None)
@@ -168,13 +195,19 @@ class Seats:
                 chain.session = None
         return True
 
-    def _take_seat(self, kind: str, user: str, now: float) -> Session:
+    def _take_seat(self, kind: str, user: str, now: float, chain: str | None = None) -> Session:
         self._purge(now)
         if len(self.sessions) >= self.opt.api_seats:
             raise LoginLimitError
-        sess = Session(new_secret("sbxck-"), kind, user, now, new_secret("sbxck-"))
+        sess = Session(new_secret("sbxck-"), kind, user, now, new_secret("sbxck-"), chain)
         self.sessions[sess.sid] = sess
+        self.counters.sessions_opened += 1
         return sess
+
+    def session_alive(self, sid: str) -> bool:
+        """Whether a session still exists (a request waiting for it may find it ended)."""
+        with self._lock:
+            return sid in self.sessions
 
     def active_sessions(self) -> int:
         with self._lock:
@@ -211,26 +244,36 @@ class Seats:
             except LoginLimitError:
                 return login_limit_reply()
             self.counters.logins += 1
-        cookies = [
-            ("Set-Cookie", f"ASP.NET_SessionId={sess.sid}; path=/; HttpOnly; SameSite=Lax"),
-            ("Set-Cookie", f".ASPXAUTH={sess.aspxauth}; path=/; HttpOnly"),
-            ("Set-Cookie", f"UserBranch={BRANCH}; path=/"),
-            ("Set-Cookie", "Locale=Culture=en-US&TimeZone=GMTM0500G; path=/"),
-        ]
-        return Reply(204, b"", None, cookies)
+        return Reply(204, b"", None, session_cookies(sess))
 
     def logout(self, cookies: dict[str, str], authorization: str | None) -> Reply:
         """``POST /entity/auth/logout``: 204 always; frees the cookie or bearer session's seat."""
+        return self.end_sessions(self.logout_sessions(cookies, authorization))
+
+    def logout_sessions(self, cookies: dict[str, str], authorization: str | None) -> list[str]:
+        """The sessions a logout ends: the cookie's, and the bearer grant's (api.md §6).
+
+        With ``api:concurrent_access`` the grant has no session of its own: the cookie names it.
+        The token itself stays valid (api.md §6: signing out does not kill a bearer token).
+        """
         with self._lock:
-            closed = False
+            sids = []
             sid = cookies.get("ASP.NET_SessionId")
             if sid and sid in self.sessions:
-                closed = self._drop_session(sid)
+                sids.append(sid)
             token = bearer_token(authorization)
             if token and token in self.access:
                 chain = self.chains.get(self.access[token].chain)
-                if chain and chain.session:
-                    closed = self._drop_session(chain.session) or closed
+                if chain and chain.session and chain.session not in sids:
+                    sids.append(chain.session)
+            return sorted(sids)
+
+    def end_sessions(self, sids: list[str]) -> Reply:
+        """Drop the sessions a logout named (after their running requests, see server.py)."""
+        with self._lock:
+            closed = False
+            for sid in sids:
+                closed = self._drop_session(sid) or closed
             if closed:
                 self.counters.logouts += 1
         return Reply(204, b"", None)
@@ -242,42 +285,62 @@ class Seats:
 
         ``allow_basic``: OData also takes basic auth (api.md §8); the REST API does not.
         """
+        return self.access_for(cookies, authorization, allow_basic=allow_basic).denied
+
+    def access_for(
+        self, cookies: dict[str, str], authorization: str | None, *, allow_basic: bool = False
+    ) -> Access:
+        """``authenticate`` plus the session the request runs in and cookies to set."""
         now = self.clock.time()
         with self._lock:
             self._purge(now)
             token = bearer_token(authorization)
             if token is not None:
-                return self._check_bearer(token, now)
+                return self._check_bearer(token, now, cookies)
             basic = basic_credentials(authorization) if allow_basic else None
             if basic is not None and self.check_user(*basic):
-                return None  # api.md §8: basic auth is a conventional user, no API seat
+                return Access()  # api.md §8: basic auth is a conventional user, no API seat
             sid = cookies.get("ASP.NET_SessionId")
             sess = self.sessions.get(sid or "")
             if sess is None or sess.kind != "cookie":
-                return json_reply(401, NOT_LOGGED_IN)
+                return Access(json_reply(401, NOT_LOGGED_IN))
             sent = cookies.get(".ASPXAUTH", "").encode()
             if not hmac.compare_digest(sent, sess.aspxauth.encode()):
-                return json_reply(401, NOT_LOGGED_IN)
+                return Access(json_reply(401, NOT_LOGGED_IN))
             sess.last_used = now
-            return None
+            return Access(sid=sess.sid)
 
-    def _check_bearer(self, token: str, now: float) -> Reply | None:
+    def _check_bearer(self, token: str, now: float, cookies: dict[str, str]) -> Access:
         at = self.access.get(token)
         www = [("WWW-Authenticate", 'Bearer error="invalid_token"')]
         if at is None or at.revoked or now >= at.expires:
-            return json_reply(401, NOT_LOGGED_IN, www)
+            return Access(json_reply(401, NOT_LOGGED_IN, www))
         chain = self.chains[at.chain]
         if "api" not in chain.scope:  # api.md §7: the "api" scope grants REST/OData access
-            return json_reply(403, {"message": "The access token does not grant the 'api' scope."})
+            body = {"message": "The access token does not grant the 'api' scope."}
+            return Access(json_reply(403, body))
+        if CONCURRENT_ACCESS in chain.scope:
+            # api.md §6: a bearer call without the session cookie opens a new session (a new
+            # seat) and returns its cookies; sending them back reuses that session.
+            sess = self.sessions.get(cookies.get("ASP.NET_SessionId") or "")
+            if sess is not None and sess.chain == chain.cid:
+                sess.last_used = now
+                return Access(sid=sess.sid)
+            try:
+                sess = self._take_seat("oauth", chain.user, now, chain.cid)
+            except LoginLimitError:
+                return Access(login_limit_reply())
+            return Access(sid=sess.sid, set_cookies=session_cookies(sess))
+        # api.md §6: scope "api" alone is one server session per grant, kept across refreshes.
         sess = self.sessions.get(chain.session or "")
         if sess is None:
             try:
-                sess = self._take_seat("oauth", chain.user, now)
+                sess = self._take_seat("oauth", chain.user, now, chain.cid)
             except LoginLimitError:
-                return login_limit_reply()
+                return Access(login_limit_reply())
             chain.session = sess.sid
         sess.last_used = now
-        return None
+        return Access(sid=sess.sid)
 
     def revoke(self, what: str = "all") -> dict[str, int]:
         """Revoke tokens and/or end sessions, like SM303010's "Revoke Access"."""
@@ -306,6 +369,9 @@ class Seats:
                 chain = self.chains.get(self.access[token].chain)
                 if chain and chain.session:
                     self._drop_session(chain.session)
+                sess = self.sessions.get(cookies.get("ASP.NET_SessionId") or "")
+                if chain and sess is not None and sess.chain == chain.cid:
+                    self._drop_session(sess.sid)  # an api:concurrent_access session
                 return
             sid = cookies.get("ASP.NET_SessionId")
             if sid:
@@ -324,8 +390,19 @@ class Seats:
                 },
                 "logins": c.logins,
                 "logouts": c.logouts,
+                "sessions_opened": c.sessions_opened,
                 "token_grants": dict(c.grants),
             }
+
+
+def session_cookies(sess: Session) -> list[tuple[str, str]]:
+    """The cookies of a new session (api.md §6: send every one back)."""
+    return [
+        ("Set-Cookie", f"ASP.NET_SessionId={sess.sid}; path=/; HttpOnly; SameSite=Lax"),
+        ("Set-Cookie", f".ASPXAUTH={sess.aspxauth}; path=/; HttpOnly"),
+        ("Set-Cookie", f"UserBranch={BRANCH}; path=/"),
+        ("Set-Cookie", "Locale=Culture=en-US&TimeZone=GMTM0500G; path=/"),
+    ]
 
 
 def login_limit_reply() -> Reply:

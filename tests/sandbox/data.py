@@ -22,15 +22,16 @@ from .entities import ENTITIES, VERSIONS, EntityDef, schema
 from .errors import api_error, not_found, odata_error, unknown_entity
 from .pages import Pages, RenderCache
 from .records import Ctx, Generators, rev_hash
-from .render import TenantClock, to_ms
+from .render import to_ms
 from .shape import Sel, compile_selection, no_property
+from .stamps import StampClock, StampOptions, Stamps
 from .table import END_MS, Table
 
 QUERY_OPTIONS = {"$filter", "$select", "$expand", "$custom", "$top", "$skip"}
 _ENC = msgspec.json.Encoder()
 
 
-class Dataset(Pages, Changes):
+class Dataset(Pages, Stamps, Changes):
     """All entities of one sandbox instance (see module docstring)."""
 
     versions = list(VERSIONS)
@@ -46,11 +47,12 @@ class Dataset(Pages, Changes):
         big_records: int = 0,
         burst_size: int = 3000,
         site_path: str = "",
+        stamps: StampOptions | None = None,
     ) -> None:
         self.seed = seed
         self.now = now
         self.site_path = site_path.rstrip("/")
-        self.clock = TenantClock(tz)
+        self.clock = StampClock(tz, stamps)  # issue 11: how $filter reads literals (stamps.py)
         self.lock = threading.RLock()
         self.burst_size = burst_size
         end = min(END_MS, to_ms(now()) - 86_400_000)
@@ -76,6 +78,7 @@ class Dataset(Pages, Changes):
         self._sig_next = itertools.count()
         self.render_cache = RenderCache()
         self._mut_rng = random.Random(seed * 101 + 3)
+        self._init_stamps(stamps)  # issue 11: SQL ticks, per-table stamps (stamps.py)
 
     # ------------------------------------------------------------------ lookup helpers
     def entity_names(self, version: str) -> list[str]:
@@ -83,7 +86,7 @@ class Dataset(Pages, Changes):
         return sorted(ENTITIES)
 
     def _version(self, version: str) -> None:
-        if version not in VERSIONS:
+        if version not in self.versions:  # --endpoints (contract5.py), api.md §1.1
             raise api_error(f"The endpoint version '{version}' is not found.", status=404)
 
     def _entity(self, version: str, entity: str) -> EntityDef:

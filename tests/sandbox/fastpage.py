@@ -21,6 +21,7 @@ from . import vfmt
 from .entities import schema
 from .records import EMPTY_DATE_MS, FieldGen, Generators, SchemaGen
 from .render import GOLDEN, M64
+from .stamps import apply_edits
 
 _ENC = msgspec.json.Encoder()
 U = np.uint64
@@ -77,6 +78,10 @@ class Cols:
     line: np.ndarray
     guids: list[bytes]  # ASCII NoteIDs
     keys: list[list[Any]] | None  # key values, one list per key field (top level only)
+    # issue 11 per-table stamps (stamps.apply_edits): member path, edited rows, original hashes
+    path: str = ""
+    edits: Any = None
+    kids: np.ndarray | None = None
 
 
 class PageRenderer:
@@ -239,12 +244,14 @@ class PageRenderer:
         rep = np.repeat(np.arange(n), counts)
         starts = np.cumsum(counts) - counts
         line = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
-        ph, phm = c.h[rep], c.hm[rep]
+        ph, phm = (c.h if c.kids is None else c.kids)[rep], c.hm[rep]
         lmix = U(salt) ^ (line.astype(U) * _GOLD)
         sh = vmix64(ph ^ lmix)
         shm = np.where(phm == ph, sh, vmix64(phm ^ lmix))
         guids = guids_of(sh)
         sub = Cols(sh, shm, c.changed[rep], c.created[rep], c.idx[rep], line, guids, None)
+        if c.edits:
+            apply_edits(sub, c, member, line)  # issue 11: edited lines/contacts (api.md §3)
         cols = self.columns(sub_sel, sub)
         note = b"null" if sub_sel.gen.schema.note_null else _NOTE_EMPTY
         key = b',"' + member.encode() + b'":'

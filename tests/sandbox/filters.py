@@ -27,6 +27,7 @@ from typing import Any
 
 from .errors import ApiError, odata_error
 from .render import TenantClock, to_us
+from .stamps import literal_us
 
 EDM = {
     "S": "Edm.String",
@@ -248,10 +249,8 @@ class Parser:
             text = text[:-1] + "+00:00"
         if " " in text:  # an unencoded '+' arrives as a space (api.md §4: URL-encode it)
             raise ValueError(body)
-        parsed = dt.datetime.fromisoformat(text)
-        if parsed.tzinfo is None:
-            return self.clock.parse_local_naive(parsed.isoformat())
-        return to_us(parsed)
+        # issue 11: --time-semantics and --stamp-precision decide how it compares (stamps.py)
+        return literal_us(self.clock, dt.datetime.fromisoformat(text))
 
     def call(self, name: str, pos: int) -> Node:
         self.expect("(")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from tests.sandbox import Reply, json_reply, not_found
+from tests.sandbox import Reply, failing, json_reply, not_found
 
 if TYPE_CHECKING:
     from tests.sandbox.server import Handler
@@ -32,7 +32,7 @@ def route_identity(h: Handler, method: str, segs: list[str]) -> Reply:
             if h.client_gone():  # killed while waiting: the grant never happens
                 h.close_connection = True
                 return Reply(499, b"", None)
-        reply = auth.token(form, h.authorization, base)
+        reply = failing.token(h.server.app, form, h.authorization, base)  # api.md §6: lockout
         if delay and after:  # the grant already happened; the client may never see it
             time.sleep(delay)
         return reply

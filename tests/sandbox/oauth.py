@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from tests.sandbox import Reply, json_reply
 from tests.sandbox.auth import (
     CODE_TTL,
+    CONCURRENT_ACCESS,
     DAY,
     PENDING_TTL,
     SCOPES,
@@ -208,8 +209,10 @@ class AuthState(Seats):
         return self._issue(chain, None, base)
 
     def _ensure_seat(self, chain: Chain, now: float) -> None:
+        if CONCURRENT_ACCESS in chain.scope:
+            return  # api.md §6: its sessions open with the cookieless calls, one each
         if chain.session is None or chain.session not in self.sessions:
-            chain.session = self._take_seat("oauth", chain.user, now).sid
+            chain.session = self._take_seat("oauth", chain.user, now, chain.cid).sid
         self.sessions[chain.session].last_used = now
 
     def _new_chain(self, user: str, scope: list[str], nonce: str | None, base: str) -> Reply:

@@ -109,7 +109,7 @@ def route_odata(handler: Handler, method: str, tenant: str, segs: list[str]) -> 
     if tenant.lower() != TENANT.lower():
         return odata_error(404, f"Tenant '{tenant}' was not found.")
     # api.md §8: basic auth (conventional user, no API seat) or an OAuth bearer.
-    denied = app.auth.authenticate(handler.cookies, handler.authorization, allow_basic=True)
+    denied = handler.authenticate(allow_basic=True)
     if denied is not None:
         if denied.status == 401:
             denied.headers.append(("WWW-Authenticate", 'Basic realm="Acumatica"'))

@@ -16,6 +16,7 @@ import numpy as np
 
 from .fastpage import Cols, PageRenderer, vpick_arr, vrecord_hash, vrev_hash
 from .records import NOTE_MULT
+from .stamps import RowEdits, cache_keys, row_edits
 
 if TYPE_CHECKING:
     from .entities import EntityDef
@@ -62,6 +63,7 @@ class Pages:
     site_path: str
     gens: Generators
     render_cache: RenderCache
+    detail_state: dict[str, dict[int, RowEdits]]
 
     def _cols(self, t: Table, rows: list[Row]) -> Cols:
         """Vector inputs of records given as (index, revision, changed, created)."""
@@ -98,12 +100,15 @@ class Pages:
         self, t: Table, edef: EntityDef, version: str, sel: Sel, sig: int, rows: list[Row]
     ) -> list[tuple[bytes, bytes]]:
         """(head, tail) bytes per row around the rowNumber; cached per record state."""
-        keys = [(sig, i, r, c) for i, r, c, _ in rows]
+        # issue 11: edited detail lines / contacts are part of the record state (stamps.py)
+        edits = row_edits(self.detail_state.get(t.edef.name), rows)
+        keys = cache_keys(sig, rows, edits) if edits else [(sig, i, r, c) for i, r, c, _ in rows]
         out = self.render_cache.get_many(keys)
         miss = [i for i, got in enumerate(out) if got is None]
         if not miss:
             return out
         cols = self._cols(t, [rows[i] for i in miss])
+        cols.edits = edits
         guids = cols.guids
         base = f"{self.site_path}/entity/Default/{version}"
         files = f"{base}/files/{edef.graph}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from tests.sandbox import Reply, json_reply, method_not_allowed, not_found
+from tests.sandbox import Reply, contract5, failing, json_reply, method_not_allowed, not_found
 
 if TYPE_CHECKING:
     from tests.sandbox.server import Handler
@@ -25,10 +25,10 @@ def route_entity(h: Handler, method: str, segs: list[str]) -> Reply:
         return json_reply(200, instance_swagger(app.opt.site_path))
     if segs[0] == "auth" and len(segs) == 2 and method == "POST":
         if segs[1] == "logout":  # api.md §6: logout skips the license queue
-            return app.auth.logout(h.cookies, h.authorization)
+            return h.logout()
         if segs[1] == "login":
             body = login_body(h)
-            return h.limited(lambda: app.auth.login(body))
+            return h.limited(lambda: failing.login(app, body))  # api.md §6: lockout
     if len(segs) < 2 or segs[0] != "Default" or segs[1] not in app.dataset.versions:
         return not_found(h.stat_path)
     return route_endpoint(h, method, segs[1], segs[2:])
@@ -65,15 +65,15 @@ def route_endpoint(h: Handler, method: str, version: str, rest: list[str]) -> Re
     if rest == ["swagger.json"]:
         # api.md §5: ?company=<Tenant> names the tenant; otherwise the signed-in user's.
         if tenant_param.lower() != "company":
-            denied = app.auth.authenticate(h.cookies, h.authorization)
+            denied = h.authenticate()
             if denied is not None:
                 return denied
         return h.limited(
-            lambda: Reply(200, app.dataset.swagger(version, app.base_url)),
+            lambda: Reply(200, contract5.swagger(app.dataset, version, app.base_url)),
             entity="swagger.json",
             discovery=True,
         )
-    denied = app.auth.authenticate(h.cookies, h.authorization)
+    denied = h.authenticate()
     if denied is not None:
         return denied
     if not rest:
@@ -81,12 +81,15 @@ def route_endpoint(h: Handler, method: str, version: str, rest: list[str]) -> Re
     entity = rest[0]
     if entity not in app.dataset.entity_names(version):
         return not_found(h.stat_path)
+    gate = app.failing.entity_gate(entity)  # api.md §9: 403 / PXSetupNotEntered, every request
+    if gate is not None:
+        return gate
     if method != "GET":
         # The sandbox is read-only; writes go through POST /_sandbox/mutate.
         return method_not_allowed(method)
     if rest[1:] == ["$adHocSchema"]:
         return h.limited(
-            lambda: Reply(200, app.dataset.adhoc_schema(version, entity)),
+            lambda: Reply(200, contract5.adhoc_schema(app.dataset, version, entity)),
             entity=entity,
             discovery=True,
         )
@@ -96,19 +99,34 @@ def route_endpoint(h: Handler, method: str, version: str, rest: list[str]) -> Re
         is_id = len(keys) == 1 and GUID_RE.match(keys[0])
         h.stat_path = f"{base}/{{id}}" if is_id else f"{base}/{{keys}}"
     app.stats.query(h.stat_path, h.params)
-    return h.limited(lambda: data_request(h, version, entity, keys), entity=entity)
+    return h.limited(
+        lambda: contract5.data_request(h, version, entity, keys, data_request),  # api.md §1.1
+        entity=entity,
+    )
 
 
 def data_request(h: Handler, version: str, entity: str, keys: list[str]) -> Reply:
     app = h.server.app
     if not keys:
         blocked = app.faults.cannot_optimize(entity, h.params.get("$expand"))
+        if blocked is None:
+            blocked = app.failing.list_gate(entity, h.params)  # api.md §4: $select
         if blocked is not None:
             return blocked
         body, n = app.dataset.list_records(version, entity, h.params)
-        return Reply(200, body, records=n)
+        return Reply(200, unstable_ids(h, entity, body), records=n)
+    session = failing.request_session(h)
+    keys = app.failing.reveal_keys(entity, session, keys)
     body = app.dataset.get_record(version, entity, keys, h.params)
-    return Reply(200, body, records=1)
+    return Reply(200, unstable_ids(h, entity, body), records=1)
+
+
+def unstable_ids(h: Handler, entity: str, body: bytes) -> bytes:
+    """``--unstable-ids``: records without a NoteID get a per-session id (api.md §3)."""
+    app = h.server.app
+    if entity not in app.failing.opt.unstable_ids:
+        return body
+    return app.failing.hide_ids(entity, failing.request_session(h), body)
 
 
 def instance_swagger(site: str) -> dict[str, Any]:

@@ -125,6 +125,8 @@ class Handler(BaseHTTPRequestHandler):
         self.params = dict(parse_qsl(split.query, keep_blank_values=True))
         self.stat_path = raw_path
         self.fault: str | None = None
+        self.session_id: str | None = None  # the API session the request runs in (api.md §6)
+        self.set_cookies: list[tuple[str, str]] = []  # cookies of a session it opened
         try:
             self.raw_body = self._read_body()
         except (ValueError, OSError):
@@ -152,7 +154,7 @@ class Handler(BaseHTTPRequestHandler):
         if reply.content_type:
             self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in reply.headers:
+        for name, value in [*reply.headers, *self.set_cookies]:
             self.send_header(name, value)
         self.end_headers()
         if self.command == "HEAD":
@@ -223,27 +225,80 @@ class Handler(BaseHTTPRequestHandler):
             return route_odata(self, method, segs[1], segs[4:])
         return not_found(raw_path)
 
+    # ------------------------------------------------------------------ sessions (api.md §6)
+    def authenticate(self, *, allow_basic: bool = False) -> Reply | None:
+        """Check the cookie session or bearer token; None = OK (see ``AuthState.access_for``).
+
+        Remembers the session the request runs in (``limited`` serialises on it) and the
+        cookies of a session the request opened (``api:concurrent_access``, api.md §6).
+        """
+        access = self.server.app.auth.access_for(
+            self.cookies, self.authorization, allow_basic=allow_basic
+        )
+        self.session_id = access.sid
+        self.set_cookies = access.set_cookies
+        return access.denied
+
+    def logout(self) -> Reply:
+        """``POST /entity/auth/logout``: skips the license queue, but is a request of its session.
+
+        api.md §6: one session runs one request at a time, so the logout waits for the
+        session's earlier requests and ends the session after them.
+        """
+        auth = self.server.app.auth
+        sids = auth.logout_sessions(self.cookies, self.authorization)
+        with contextlib.ExitStack() as stack:
+            for sid in sids:  # sorted: two logouts never wait for each other crosswise
+                stack.enter_context(self.server.app.sessions.hold(sid))
+            return auth.end_sessions(sids)
+
+    def _enter_session(self, stack: contextlib.ExitStack) -> Reply | None:
+        """Wait for the request's turn in its session (api.md §6); None = go on."""
+        app = self.server.app
+        sid = self.session_id
+        if sid is None:
+            return None
+        stack.enter_context(app.sessions.hold(sid))
+        if app.auth.session_alive(sid):
+            return None
+        # The session ended while the request waited (logout, revoke, idle time): the request
+        # meets it closed, like one that arrives after the logout.
+        www = [("WWW-Authenticate", 'Bearer error="invalid_token"')] if self.bearer else []
+        return json_reply(401, NOT_LOGGED_IN, www)
+
+    @property
+    def bearer(self) -> bool:
+        return (self.authorization or "")[:7].lower() == "bearer "
+
     def limited(self, work: Any, entity: str | None = None, *, discovery: bool = False) -> Reply:
         """Run ``work`` on a license processing core; data requests also get faults/latency.
 
-        ``discovery`` requests (swagger.json, $adHocSchema) get faults only when the schedule
-        says ``"include_discovery": true``.
+        The core is taken first (api.md §6: every request but logout queues for the cores),
+        then the request waits for its turn in its session (api.md §6: one session runs one
+        request at a time), holding the core: the pessimistic reading for a client that sends
+        parallel requests in one session (README "Sessions"). ``discovery`` requests
+        (swagger.json, $adHocSchema) get faults only when the schedule says
+        ``"include_discovery": true``.
         """
         app = self.server.app
         try:
             with app.limiter.slot():
                 app.stats.enter()
                 try:
-                    if entity is not None and (not discovery or app.faults.discovery):
-                        fault = self.apply_fault(entity)
-                        if fault is not None:
-                            return fault
-                    try:
-                        reply = work()
-                    except ApiError as err:
-                        reply = json_reply(err.status, err.body)
-                    self.simulate_latency(reply.records)
-                    return reply
+                    with contextlib.ExitStack() as stack:
+                        ended = self._enter_session(stack)
+                        if ended is not None:
+                            return ended
+                        if entity is not None and (not discovery or app.faults.discovery):
+                            fault = self.apply_fault(entity)
+                            if fault is not None:
+                                return fault
+                        try:
+                            reply = work()
+                        except ApiError as err:
+                            reply = json_reply(err.status, err.body)
+                        self.simulate_latency(reply.records)
+                        return reply
                 finally:
                     app.stats.leave()
         except DeclinedError:

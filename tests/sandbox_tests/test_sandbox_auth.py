@@ -143,13 +143,13 @@ def test_seat_limit_and_logout_frees_seat(sbx: Sandbox, creds: dict[str, Any]) -
 
 def test_idle_sessions_expire_on_virtual_clock(sbx: Sandbox, creds: dict[str, Any]) -> None:
     a, b = login(sbx, creds), login(sbx, creds)
-    advance(sbx, 300)
+    advance(sbx, 900)
     assert a.get(sbx.url + LIST).status_code == 200  # a is used, b idles
-    advance(sbx, 301)
+    advance(sbx, 901)
     assert sbx.stats()["active_sessions"] == 1
     assert b.get(sbx.url + LIST).status_code == 401
     login(sbx, creds)  # b's seat is free again
-    advance(sbx, 601)
+    advance(sbx, 1801)
     assert a.get(sbx.url + LIST).status_code == 401
     assert sbx.stats()["active_sessions"] == 0
 
