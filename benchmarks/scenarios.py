@@ -228,8 +228,10 @@ def p2(
 ) -> dict[str, Any]:
     """Wall clock of a latency-bound SalesOrder backfill at several max_concurrent_requests."""
     args = big_sandbox_args(
-        "SalesOrder", n, "--latency-ms", str(latency_ms), "--max-concurrent", "4"
-    )
+        "SalesOrder", n, "--latency-ms", str(latency_ms), "--max-concurrent", "4",
+        # One API seat per session: a run at concurrency c opens c sessions.
+        "--api-seats", str(max(levels)),
+    )  # fmt: skip
     with sandbox(*args) as sbx, tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         expected = len(sbx.ground_truth("SalesOrder")["live"])

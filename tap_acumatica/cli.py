@@ -150,29 +150,88 @@ def login(paths: Sequence[str]) -> None:
 
 
 def run(args: list[str]) -> None:
-    """Dispatch: ``--login``, or validate and hand over to the SDK's CLI."""
+    """Dispatch: ``--login``, ``--check``, or validate and hand over to the SDK's CLI."""
     paths = config_paths(args)
     if "--login" in args:
         login(paths)
         return
+    if "--check" in args:
+        check(paths, args)
+        return
+    from tap_acumatica.sync.report import RunReport  # noqa: PLC0415
     from tap_acumatica.tap import TapAcumatica  # noqa: PLC0415 - after redaction is installed
 
     TapAcumatica.config_files = tuple(paths)
+    report = TapAcumatica.cli_report = RunReport()
     if paths and not any(a in _NO_CONFIG_FLAGS or a.startswith("--about") for a in args):
-        schema = settings_schema.config_schema()
-        config = load_config(paths, schema)
-        redact.register_config(config, settings.SECRET_KEYS)
-        validate_config(config, schema)
+        _checked_config(paths)
     command = TapAcumatica.cli  # sets up console logging: cover the new handlers too
     redact.install()
-    command.main(args=args, prog_name="tap-acumatica", standalone_mode=True)
+    try:
+        command.main(args=args, prog_name="tap-acumatica", standalone_mode=True)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
+    # The SDK finished every stream; those that failed were skipped (docs/acumatica-api.md §9).
+    failures = report.failures
+    if failures:
+        for failure in failures:
+            _stderr_line(f"stream {failure.line}")
+        sys.exit(1)
+    sys.exit(0)
+
+
+def _checked_config(paths: Sequence[str]) -> dict[str, Any]:
+    """The merged config, its secrets registered for redaction, validated."""
+    schema = settings_schema.config_schema()
+    config = load_config(paths, schema)
+    redact.register_config(config, settings.SECRET_KEYS)
+    validate_config(config, schema)
+    return config
+
+
+def _option_value(args: Sequence[str], name: str) -> str | None:
+    """The value of ``name X`` / ``name=X`` in ``args``, if given."""
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def check(paths: Sequence[str], args: Sequence[str]) -> None:
+    """``--check``: can each selected stream be read? A table on stdout; exit 1 if not all."""
+    from tap_acumatica.tap import TapAcumatica  # noqa: PLC0415
+
+    if not [p for p in paths if p]:
+        msg = "--check needs --config (the file with base_url and the credentials)"
+        raise ConfigError(msg)
+    config = _checked_config(paths)
+    TapAcumatica.config_files = tuple(paths)
+    tap = TapAcumatica(config=config, catalog=_option_value(args, "--catalog"), setup_mapper=False)
+    rows = tap.preflight()
+    header = ("stream", "readable", "why not", "what to do")
+    table = [header, *((r.stream, "yes" if r.readable else "no", r.why_not, r.fix) for r in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        line = "  ".join([*cells, row[3]]).rstrip()
+        sys.stdout.write(redact.redact(" ".join(line.split("\n"))) + "\n")
+    sys.stdout.flush()
+    sys.exit(0 if all(r.readable for r in rows) else 1)
+
+
+def _stderr_line(message: str) -> None:
+    """``tap-acumatica: <message>`` as one redacted line on stderr."""
+    line = " ".join(redact.redact(message).split())
+    sys.stderr.write(f"tap-acumatica: {line}\n")
+    sys.stderr.flush()
 
 
 def fail(message: str) -> NoReturn:
     """Print ``tap-acumatica: <message>`` (one line, redacted) to stderr and exit 1."""
-    line = " ".join(redact.redact(message).split())
-    sys.stderr.write(f"tap-acumatica: {line}\n")
-    sys.stderr.flush()
+    _stderr_line(message)
     sys.exit(1)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import _thread
 import atexit
 import datetime as dt
+import logging
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -19,10 +20,13 @@ from typing import Any
 
 from tap_acumatica.auth.base import AcumaticaAuthenticator
 from tap_acumatica.auth.factory import build_authenticator
+from tap_acumatica.auth.sessions import CONCURRENT_SCOPE
 from tap_acumatica.http.client import QUIESCE_SECONDS, AcumaticaClient
 from tap_acumatica.pool import DaemonPool
 from tap_acumatica.settings import Settings
 from tap_acumatica.stamps import DEFAULT_START, to_ms
+
+LOGGER = logging.getLogger("tap-acumatica")
 
 
 class Connection:
@@ -67,8 +71,24 @@ class Connection:
 
     @cached_property
     def pool(self) -> DaemonPool:
-        """Worker threads shared by every stream, so their keep-alive sessions are reused."""
-        return DaemonPool(self.settings.max_concurrent_requests, "acumatica-fetch")
+        """Worker threads shared by every stream, so their keep-alive sessions are reused.
+
+        One worker per server session the authenticator may open (docs/acumatica-api.md §6:
+        a session runs one request at a time, so more workers would only queue).
+        """
+        workers = self.settings.max_concurrent_requests
+        sessions = self.authenticator.lanes.size
+        if sessions < workers:
+            LOGGER.info(
+                "max_concurrent_requests is %d, but an OAuth grant without the scope %s is one "
+                "Acumatica session, which runs one request at a time: reading with 1 worker. "
+                "Add %s to scope (and allow it for the connected application) for %d sessions.",
+                workers,
+                CONCURRENT_SCOPE,
+                CONCURRENT_SCOPE,
+                workers,
+            )
+        return DaemonPool(min(workers, sessions), "acumatica-fetch")
 
     def probe(self) -> Any:
         """The run's first request, made once: ``GET /entity`` (docs/acumatica-api.md §1).
@@ -96,7 +116,7 @@ class Connection:
             return to_ms(DEFAULT_START)
 
     def close(self) -> None:
-        """Stop all requests, then free the API seat (also run at process exit).
+        """Stop all requests, then free every API seat the run took (also at process exit).
 
         Quiescing the client first matters after SIGTERM/SIGINT: a worker's GET still on the
         wire would reach Acumatica after the logout with a still-valid bearer and open a new

@@ -23,9 +23,10 @@ class AuthError(TapAcumaticaError):
 #: docs/acumatica-api.md §6: seats held by sessions nobody signed out are freed only when idle.
 LOGIN_LIMIT_MESSAGE = (
     "Acumatica answered 'API Login Limit': every API-user seat of the license is held by an "
-    "open session (cookie or OAuth); sessions that were not signed out are freed after 10 "
-    "minutes idle, so wait, stop other API clients, or raise 'Maximum Number of Web Services "
-    "API Users' (License Monitoring Console, SM604000)"
+    "open session (cookie or OAuth); a session nobody signed out keeps its seat until it has "
+    "been idle for Acumatica's timeout (often 30 minutes, up to 60 for OAuth), so wait, stop "
+    "other API clients, or raise 'Maximum Number of Web Services API Users' (License "
+    "Monitoring Console, SM604000)"
 )
 
 
@@ -57,3 +58,44 @@ class RetriableError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.delay = delay
+
+
+class EntityUnavailableError(AcumaticaAPIError):
+    """One entity cannot be read by this user on this instance, whatever the tap does.
+
+    A 403 (no rights to the screen behind the entity) or a ``PXSetupNotEnteredException`` (its
+    module is not set up), docs/acumatica-api.md §9. The stream is skipped; the others go on.
+    """
+
+    def __init__(self, message: str, *, entity: str, reason: str, fix: str) -> None:
+        """``reason``: what is wrong, in a few words; ``fix``: what the user can do."""
+        super().__init__(message)
+        self.entity = entity
+        self.reason = reason
+        self.fix = fix
+
+
+class StampInconsistencyError(AcumaticaAPIError):
+    """A record's change stamp disagrees with the filter or the clock that returned it.
+
+    The stream stops at its last consistent window (docs/acumatica-api.md §3, §13).
+    """
+
+
+class TimeSemanticsError(TapAcumaticaError):
+    """The instance reads ``$filter`` date-time literals in a way the windows cannot trust."""
+
+
+class OptimizationError(AcumaticaAPIError):
+    """A list GET Acumatica cannot run as one optimized query (docs/acumatica-api.md §4, §9).
+
+    Deterministic for that query: the same GET without ``$select`` may work.
+    """
+
+
+class CredentialsRejectedError(AuthError):
+    """Acumatica refused the credentials themselves (password, client, locked user).
+
+    docs/acumatica-api.md §6: repeated wrong passwords lock the user, so such a sign-in is
+    never sent again in the same run.
+    """

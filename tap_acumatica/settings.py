@@ -9,7 +9,9 @@ the authenticator do not need it.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
+import re
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -28,7 +30,7 @@ DEFAULTS: Mapping[str, Any] = {
     "request_timeout": 660,
     "max_tries": 8,
     "backoff_base_seconds": 1.0,
-    "login_limit_wait_seconds": 600,
+    "login_limit_wait_seconds": 1800,
     "lookback_minutes": 0,
     "safety_lag_seconds": 300,
     "progress_interval_seconds": 30,
@@ -38,6 +40,7 @@ DEFAULTS: Mapping[str, Any] = {
     "initiate_oauth": "GETANDREFRESH",
     "login_timeout_seconds": 300,
     "open_browser": True,
+    "date_only_time_zone": "UTC",
 }
 
 
@@ -68,6 +71,7 @@ class Settings:
     progress_interval_seconds: float
     user_agent: str | None
     branch: str | None
+    date_only_time_zone: dt.tzinfo = dt.timezone.utc
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -95,6 +99,7 @@ class Settings:
             progress_interval_seconds=float(value(config, "progress_interval_seconds")),
             user_agent=config.get("user_agent") or None,
             branch=config.get("branch") or None,
+            date_only_time_zone=time_zone(str(value(config, "date_only_time_zone"))),
         )
 
 
@@ -143,6 +148,14 @@ def check_base_url(base_url: str) -> str:
     if not base_url.strip():
         msg = "base_url is required (the instance URL, e.g. https://example.acumatica.com)"
         raise ConfigError(msg)
+    if _has_user_info(base_url):
+        # Never echo it: the part before '@' is a user name and password. requests would also
+        # send it as Basic auth in place of the bearer token, on every call.
+        msg = (
+            "base_url must not contain a user name or password (user:password@host): remove "
+            "them and set username/password (or OAuth) instead"
+        )
+        raise ConfigError(msg)
     parts = url_parts("base_url", base_url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         msg = f"base_url {base_url!r} is not an http(s) URL such as https://example.acumatica.com"
@@ -157,3 +170,26 @@ def check_base_url(base_url: str) -> str:
         msg = f"base_url {base_url!r} must not have a query or fragment"
         raise ConfigError(msg)
     return base_url.strip().rstrip("/")
+
+
+def _has_user_info(url: str) -> bool:
+    """True when the URL's authority has a ``user[:password]@`` part."""
+    after_scheme = url.strip().split("://", 1)[-1]
+    authority = re.split(r"[/?#]", after_scheme, maxsplit=1)[0]
+    return "@" in authority
+
+
+def time_zone(name: str) -> dt.tzinfo:
+    """The IANA time zone ``name`` (``UTC`` included), or ConfigError naming the setting."""
+    import zoneinfo  # noqa: PLC0415 - only needed to read this one setting
+
+    if name.strip().upper() in {"UTC", "Z", "ETC/UTC"}:
+        return dt.timezone.utc
+    try:
+        return zoneinfo.ZoneInfo(name.strip())
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        msg = (
+            f"date_only_time_zone {name!r} is not an IANA time zone name such as "
+            "America/New_York or UTC"
+        )
+        raise ConfigError(msg) from None

@@ -60,7 +60,8 @@ def _source_properties(th: ModuleType) -> list[Property[Any]]:
             "endpoint_version",
             th.StringType,
             "Endpoint version, e.g. 24.200.001. Default: the highest version of endpoint_name "
-            "that GET /entity lists on the instance.",
+            "that GET /entity lists whose contract the tap speaks: contract 4 (20.200.001 to "
+            "25.200.001) or contract 5 (26.200.001); a version of another contract is refused.",
         ),
         _prop(
             "entities",
@@ -90,8 +91,10 @@ def _request_properties(th: ModuleType) -> list[Property[Any]]:
         _prop(
             "max_concurrent_requests",
             integer(minimum=1, maximum=100),
-            "Windows fetched in parallel. Keep it at or below the licence's 'Maximum Number of "
-            "Concurrent Web Services API Requests' (SM604000).",
+            "Windows fetched in parallel, each worker in its own Acumatica session (one API seat "
+            "each: cookie logins, or OAuth with scope api:concurrent_access; plain OAuth is one "
+            "session, one worker). Keep it at or below the licence's 'Maximum Number of "
+            "Concurrent Web Services API Requests' and API users (SM604000).",
         ),
         _prop(
             "request_timeout",
@@ -113,8 +116,12 @@ def _request_properties(th: ModuleType) -> list[Property[Any]]:
         _prop(
             "login_limit_wait_seconds",
             integer(minimum=0),
-            "How long to keep retrying when Acumatica answers 'API Login Limit' (every API seat "
-            "taken); unclosed sessions free their seat after 10 minutes. 0 fails at once.",
+            "How long to keep retrying when Acumatica answers 'API Login Limit' for the first "
+            "session (every API seat taken). A session nobody signed out keeps its seat until "
+            "it has been idle for Acumatica's timeout: often 30 minutes for cookie sessions, up "
+            "to 60 for OAuth ones; the default waits 30 minutes (use 3600 to outlast an OAuth "
+            "session). 0 fails at once. Extra sessions for max_concurrent_requests never wait: "
+            "the run goes on with fewer.",
         ),
     ]
 
@@ -128,7 +135,10 @@ def _run_properties(th: ModuleType) -> list[Property[Any]]:
             th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
             'Entity → detail/linked entities to read with it ($expand), e.g. {"SalesOrder": '
             '["Details", "ShipToAddress"], "Customer": ["MainContact/Address"]}. They become '
-            "nested arrays/objects in the records.",
+            "nested arrays/objects in the records. On an incremental stream, an edit to only an "
+            "expanded detail line, contact or address does not move the record's change field, "
+            "so it is missed until the record itself changes or the stream is fully refreshed "
+            "(the tap warns once per run).",
         ),
         _prop(
             "custom_fields",
@@ -159,6 +169,14 @@ def _run_properties(th: ModuleType) -> list[Property[Any]]:
             "Seconds between progress log lines per stream (stderr).",
         ),
         _prop("user_agent", th.StringType, "User-Agent header sent with every request."),
+        _prop(
+            "date_only_time_zone",
+            th.StringType,
+            "IANA time zone of the tenant, e.g. America/New_York. Contract 5 (26.200.001) "
+            "returns date-only fields as bare dates; the tap writes each as the UTC instant of "
+            "that day's midnight in this zone, which equals what contract 4 returned when this "
+            "is the tenant's zone.",
+        ),
     ]
 
 

@@ -8,6 +8,7 @@ fraction digits (docs/acumatica-api.md §3: the server picks the offset, up to 7
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -69,3 +70,47 @@ def parse_datetime(value: str) -> dt.datetime | None:
     """An aware UTC datetime for an ISO-8601 string (``Z`` or an offset; none means UTC)."""
     micros = parse_micros(value.strip())
     return None if micros is None else EPOCH + dt.timedelta(microseconds=micros)
+
+
+#: Milliseconds within each 10 ms at which a SQL Server ``datetime`` tick (1/300 s) is shown
+#: (docs/acumatica-api.md §3 "Precision": stamps end in 0, 3 or 7).
+_TICK_MS = (0, 3, 7)
+
+
+def tick_floor(ms: int) -> int:
+    """The latest tick boundary at or before ``ms`` (a millisecond the server keeps as is).
+
+    A ``$filter`` literal is rounded to the nearest 1/300 s tick (docs/acumatica-api.md §3);
+    one on a tick (``.000``, ``.003``, ``.007``, …) is kept exactly, so a window between two
+    such values selects the same records on the server as in milliseconds here.
+    """
+    base, rest = divmod(ms, 10)
+    return base * 10 + max(t for t in _TICK_MS if t <= rest)
+
+
+def next_tick(ms: int) -> int:
+    """The first tick boundary after ``ms``: a window ``[tick, next_tick(tick))`` is one tick."""
+    base, rest = divmod(ms, 10)
+    later = [t for t in _TICK_MS if t > rest]
+    return base * 10 + later[0] if later else (base + 1) * 10
+
+
+def tick_ceil(ms: int) -> int:
+    """The earliest tick boundary at or after ``ms``."""
+    floor = tick_floor(ms)
+    return floor if floor == ms else next_tick(ms)
+
+
+@functools.lru_cache(maxsize=20_000)
+def date_to_utc(value: str, zone: dt.tzinfo) -> str:
+    """``YYYY-MM-DD`` → the UTC instant of that day's midnight in ``zone``, in record form.
+
+    docs/acumatica-api.md §1.1, §3: contract 4 returns date-only fields as local midnight with
+    the offset; contract 5 returns the bare date. A value that is not a date is returned as is.
+    """
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        return value
+    midnight = dt.datetime(day.year, day.month, day.day, tzinfo=zone)
+    return midnight.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")

@@ -4,25 +4,36 @@ from __future__ import annotations
 
 import sys
 from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from singer_sdk import Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 
 from tap_acumatica.connection import Connection
 from tap_acumatica.contract.catalog import ContractCatalog
+from tap_acumatica.errors import AcumaticaAPIError, AuthError, EntityUnavailableError
 from tap_acumatica.settings import Settings
 from tap_acumatica.settings_schema import config_schema
+from tap_acumatica.sync.report import RunReport
 
 if sys.version_info >= (3, 12):
     from typing import override
 else:
     from typing_extensions import override
 
+from tap_acumatica.sync.stream import WindowedStream
+
 if TYPE_CHECKING:
     from types import FrameType
 
-    from tap_acumatica.sync.stream import WindowedStream
+
+class Readability(NamedTuple):
+    """One line of the ``--check`` table."""
+
+    stream: str
+    readable: bool
+    why_not: str
+    fix: str
 
 
 class TapAcumatica(Tap):
@@ -33,6 +44,8 @@ class TapAcumatica(Tap):
     message_writer_class = MsgSpecWriter
     #: The ``--config`` paths, set by the CLI: the token store may live in the config file.
     config_files: ClassVar[tuple[str, ...]] = ()
+    #: The run's report, set by the CLI, which reports failed streams once the SDK has finished.
+    cli_report: ClassVar[RunReport | None] = None
     config_jsonschema = config_schema()
     _terminating = False
 
@@ -40,6 +53,11 @@ class TapAcumatica(Tap):
     def settings(self) -> Settings:
         """The extraction settings, typed, with defaults."""
         return Settings.from_config(self.config)
+
+    @cached_property
+    def run_report(self) -> RunReport:
+        """Failed streams and the time probe of this run: the CLI's, else this tap's own."""
+        return self.cli_report or RunReport()
 
     @cached_property
     def connection(self) -> Connection:
@@ -57,6 +75,30 @@ class TapAcumatica(Tap):
         if self.input_catalog is not None:
             return list(catalog.from_catalog(self.input_catalog))
         return list(catalog.from_document())
+
+    def preflight(self) -> list[Readability]:
+        """``--check``: one ``$top=1`` list GET per selected stream; can each be read?
+
+        A stream that cannot be read (docs/acumatica-api.md §9: 403, module not set up, or
+        another deterministic error) gets why and what to do; sign-in failures end the check.
+        """
+        rows: list[Readability] = []
+        for stream in self.streams.values():
+            if not stream.selected:
+                continue
+            assert isinstance(stream, WindowedStream)
+            try:
+                stream.prepare()
+                stream.fetch_sample()
+            except EntityUnavailableError as exc:
+                rows.append(Readability(stream.name, False, exc.reason, exc.fix))
+            except AuthError:
+                raise
+            except AcumaticaAPIError as exc:
+                rows.append(Readability(stream.name, False, str(exc), "see why"))
+            else:
+                rows.append(Readability(stream.name, True, "", ""))
+        return rows
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:

@@ -21,7 +21,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from tap_acumatica import redact
-from tap_acumatica.errors import AuthError
+from tap_acumatica.auth.sessions import Lanes
+from tap_acumatica.errors import AuthError, CredentialsRejectedError
 from tap_acumatica.http.messages import auth_error_text
 
 logger = logging.getLogger("tap_acumatica.auth")
@@ -53,8 +54,11 @@ class AcumaticaAuthenticator(requests.auth.AuthBase):
     MAX_RENEWALS = 30
     RENEWAL_WINDOW_SECONDS = 60.0
 
-    def __init__(self, *, base_url: str, user_agent: str | None = None) -> None:
+    def __init__(self, *, base_url: str, user_agent: str | None = None, sessions: int = 1) -> None:
         self.base_url = base_url.rstrip("/")
+        #: The server sessions requests are spread over (docs/acumatica-api.md §6).
+        self.lanes = Lanes(sessions)
+        self._rejected: CredentialsRejectedError | None = None
         self._lock = threading.RLock()
         self._http = http_session(user_agent)
         self._renewals: list[float] = []
@@ -91,6 +95,27 @@ class AcumaticaAuthenticator(requests.auth.AuthBase):
         self._apply(r, self._credential())
         return r
 
+    def answered(self, r: requests.PreparedRequest, response: requests.Response | None) -> bool:
+        """Called after every request this authenticator prepared (``response`` None: none came).
+
+        True asks the client to send ``r`` again at once (a session the licence refused was
+        given up and the thread now uses another one).
+        """
+        del r, response
+        return False
+
+    def _check_rejected(self) -> None:
+        """Refuse to sign in again once Acumatica rejected the credentials.
+
+        docs/acumatica-api.md §6: every wrong password counts toward locking the user out.
+        """
+        if self._rejected is not None:
+            raise CredentialsRejectedError(str(self._rejected))
+
+    def _remember(self, exc: CredentialsRejectedError) -> CredentialsRejectedError:
+        self._rejected = exc
+        return exc
+
     def before_sign_out(self, hook: Callable[[], object]) -> None:
         """Run ``hook`` (e.g. an HTTP client's quiesce) before every sign-out."""
         self._quiesce_hooks.append(hook)
@@ -98,7 +123,7 @@ class AcumaticaAuthenticator(requests.auth.AuthBase):
     def _refuse_if_closing(self) -> None:
         if self._closing:
             # A credential handed out now would reach Acumatica after the logout and open a
-            # new session that holds an API seat for 10 minutes (docs/acumatica-api.md §6).
+            # new session that holds an API seat until it idles out (docs/acumatica-api.md §6).
             msg = "the tap is signing out; no new requests"
             raise AuthError(msg)
 
@@ -139,7 +164,7 @@ class AcumaticaAuthenticator(requests.auth.AuthBase):
                 logger.warning("Sign-out failed: %s", redact.redact(str(exc)))
 
     def _post_logout(self, headers: Mapping[str, str]) -> None:
-        # docs/acumatica-api.md §6: logout frees the seat; otherwise it stays taken for 10 minutes.
+        # docs/acumatica-api.md §6: logout frees the seat, else it stays taken 30-60 minutes.
         resp = self._http.post(
             f"{self.base_url}/entity/auth/logout", headers=dict(headers), timeout=(10, 20)
         )

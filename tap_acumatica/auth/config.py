@@ -47,6 +47,7 @@ def validate_auth_config(config: Mapping[str, Any], *, login: bool = False) -> N
     if method != "cookie" and not tenant_of({"client_id": client_id}):
         msg = "client_id must look like <GUID>@<Tenant>, as shown on Connected Applications"
         raise ConfigError(msg)
+    _check_tenant(config, client_id)
     redirect = config.get("redirect_uri")
     if method == "oauth_code" and redirect:
         _check_redirect(str(redirect))
@@ -82,4 +83,20 @@ def _check_redirect(redirect: str) -> None:
         raise ConfigError(msg)
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         msg = "redirect_uri must use https:// unless it is a loopback address"
+        raise ConfigError(msg)
+
+
+def _check_tenant(config: Mapping[str, Any], client_id: str) -> None:
+    """client_id's ``@Tenant`` must name the ``tenant`` setting when both are set.
+
+    docs/acumatica-api.md §7: the token reaches only the tenant after '@'. Tenant login names
+    are compared without regard to case.
+    """
+    suffix = tenant_of({"client_id": client_id})
+    tenant = str(config.get("tenant") or "")
+    if suffix and tenant and suffix.casefold() != tenant.casefold():
+        msg = (
+            f"client_id {client_id!r} is for tenant {suffix!r} (after '@') but tenant {tenant!r} "
+            "is set; make them name the same tenant (Connected Applications, SM303010)"
+        )
         raise ConfigError(msg)

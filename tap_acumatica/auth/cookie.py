@@ -6,16 +6,15 @@ import logging
 
 import requests
 
-from tap_acumatica import redact
 from tap_acumatica.auth.base import AcumaticaAuthenticator
-from tap_acumatica.errors import AuthError, LoginLimitError
+from tap_acumatica.errors import AuthError, CredentialsRejectedError, LoginLimitError
 from tap_acumatica.http.messages import auth_error_text, is_login_limit
 
 logger = logging.getLogger("tap_acumatica.auth")
 
 
 class CookieAuthenticator(AcumaticaAuthenticator):
-    """Cookie session from ``POST /entity/auth/login`` (docs/acumatica-api.md §6)."""
+    """Cookie sessions from ``POST /entity/auth/login``, one per lane (docs/acumatica-api.md §6)."""
 
     def __init__(
         self,
@@ -27,20 +26,34 @@ class CookieAuthenticator(AcumaticaAuthenticator):
         branch: str | None,
         locale: str | None,
         user_agent: str | None,
+        sessions: int = 1,
     ) -> None:
-        """Sign in lazily, on the first request; no network I/O here."""
-        super().__init__(base_url=base_url, user_agent=user_agent)
+        """Sign in lazily, on the first request of each lane; no network I/O here."""
+        super().__init__(base_url=base_url, user_agent=user_agent, sessions=sessions)
         body = {"name": username, "password": password, "tenant": tenant, "branch": branch}
         body["locale"] = locale
         self._body = {k: v for k, v in body.items() if v}
-        self._cookie: str | None = None
 
     def _credential(self) -> str:
-        with self._lock:
-            if self._cookie is None:
-                self._login()
-            assert self._cookie is not None
-            return self._cookie
+        cookie = self.lanes.cookie()
+        if cookie is not None:
+            return cookie
+        with self._lock:  # one sign-in at a time: a wrong password fails once
+            return self._open()
+
+    def _open(self) -> str:
+        """The calling thread's session cookie, signing its lane in (lock held)."""
+        while True:
+            lane = self.lanes.current()
+            cookie = self.lanes.cookies.get(lane)
+            if cookie is not None:
+                return cookie
+            self._refuse_if_closing()
+            try:
+                self._login(lane)
+            except LoginLimitError:
+                if not self.lanes.drop(lane):
+                    raise  # no session open yet: wait for a seat (login_limit_wait_seconds)
 
     def _apply(self, r: requests.PreparedRequest, credential: str) -> None:
         r.headers["Cookie"] = credential
@@ -49,15 +62,18 @@ class CookieAuthenticator(AcumaticaAuthenticator):
         return r.headers.get("Cookie")
 
     def _current(self) -> str | None:
-        return self._cookie
+        return self.lanes.cookie()
 
     def _renew(self, stale: str | None) -> None:
         logger.info("Cookie session expired (401); signing in again.")
-        self._http.cookies.clear()
-        self._cookie = None
-        self._login()
+        lane = self.lanes.current()
+        if self.lanes.cookies.get(lane) == stale:
+            self.lanes.cookies.pop(lane, None)
+        self._open()
 
-    def _login(self) -> None:
+    def _login(self, lane: int) -> None:
+        self._check_rejected()
+        self._http.cookies.clear()
         try:
             resp = self._http.post(
                 f"{self.base_url}/entity/auth/login", json=self._body, timeout=(10, 60)
@@ -65,25 +81,25 @@ class CookieAuthenticator(AcumaticaAuthenticator):
         except requests.RequestException as exc:
             msg = f"cannot reach Acumatica to sign in at {self.base_url}: {type(exc).__name__}"
             raise AuthError(msg) from None
+        finally:
+            self._http.cookies.clear()
         if is_login_limit(resp.status_code, resp.text):
             raise LoginLimitError
         if resp.status_code >= 400:
+            # docs/acumatica-api.md §6: never sent again (wrong passwords lock the user out).
             if "Invalid credentials" in resp.text:
                 msg = "Acumatica rejected the username or password (Invalid credentials)"
-                raise AuthError(msg)
-            msg = f"Acumatica sign-in failed: {auth_error_text(resp)}"
-            raise AuthError(msg)
-        jar = self._http.cookies
-        redact.register(*(c.value for c in jar))
-        self._cookie = "; ".join(f"{c.name}={c.value}" for c in jar if c.value is not None)
-        if not self._cookie:
+            else:
+                msg = f"Acumatica sign-in failed: {auth_error_text(resp)}"
+            raise self._remember(CredentialsRejectedError(msg))
+        if not self.lanes.keep(lane, resp.cookies, opened=True):
             msg = "Acumatica sign-in returned no session cookie"
             raise AuthError(msg)
-        logger.info("Signed in to Acumatica with a cookie session.")
+        if lane == 0:
+            logger.info("Signed in to Acumatica with a cookie session.")
+        else:
+            logger.info("Opened cookie session %d of %d.", lane + 1, self.lanes.size)
 
     def _sign_out(self) -> None:
-        if self._cookie is None:
-            return
-        cookie, self._cookie = self._cookie, None
-        self._post_logout({"Cookie": cookie})
-        self._http.cookies.clear()
+        for cookie in self.lanes.take_all():
+            self._post_logout({"Cookie": cookie})

@@ -35,8 +35,17 @@ def build_authenticator(
             branch=config.get("branch"),
             locale=config.get("locale"),
             user_agent=user_agent,
+            sessions=sessions_wanted(config),
         )
     return build_oauth(config, config_files=config_files, user_agent=user_agent)
+
+
+def sessions_wanted(config: Mapping[str, Any]) -> int:
+    """Server sessions for ``max_concurrent_requests`` (docs/acumatica-api.md §6: one each)."""
+    try:
+        return max(1, int(settings.value(config, "max_concurrent_requests")))
+    except (TypeError, ValueError):
+        return 1
 
 
 def build_oauth(
@@ -54,6 +63,7 @@ def build_oauth(
         # sign-in and must not change which tokens the store accepts.
         "tenant": tenant_of({"client_id": config["client_id"]}),
         "user_agent": user_agent,
+        "sessions": sessions_wanted(config),
         "seed": TokenSet(
             access_token=config.get("access_token") or None,
             refresh_token=config.get("refresh_token") or None,

@@ -7,7 +7,6 @@ Both build on ``auth.oauth.OAuthAuthenticator`` (store, rotation, token endpoint
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 from typing import Any
@@ -21,7 +20,12 @@ from tap_acumatica.auth.oauth import (
     relogin_hint,
 )
 from tap_acumatica.auth.tokenstore import StoredTokens, TokenSet, sha256
-from tap_acumatica.errors import AuthError, ConfigError
+from tap_acumatica.errors import (
+    AuthError,
+    ConfigError,
+    CredentialsRejectedError,
+    LoginLimitError,
+)
 
 logger = logging.getLogger("tap_acumatica.auth")
 
@@ -141,11 +145,16 @@ class PasswordGrantAuthenticator(OAuthAuthenticator):
         redact.register(password)
 
     def _obtain(self, stored: StoredTokens) -> None:
+        self._check_rejected()
         if stored.tokens.refresh_token:
-            with contextlib.suppress(AuthError):
+            try:
                 self._refresh(stored)
+            except LoginLimitError:
+                raise  # a password grant would be refused the same way
+            except AuthError:
+                logger.info("Refresh failed; signing in again with the password grant.")
+            else:
                 return
-            logger.info("Refresh failed; signing in again with the password grant.")
         form = {
             "grant_type": "password",
             "username": self._username,
@@ -157,9 +166,12 @@ class PasswordGrantAuthenticator(OAuthAuthenticator):
         except AmbiguousAnswerError as exc:
             msg = f"Acumatica's token endpoint failed the password grant ({exc.detail})"
             raise AuthError(msg) from None
+        except CredentialsRejectedError as exc:
+            raise self._remember(exc) from None
         except OAuthAnswerError as exc:
+            # docs/acumatica-api.md §6: never sent again (wrong passwords lock the user out).
+            msg = str(exc)
             if exc.error == "invalid_grant":
                 msg = "Acumatica rejected the username or password (invalid_grant)"
-                raise AuthError(msg) from None
-            raise AuthError(str(exc)) from None
+            raise self._remember(CredentialsRejectedError(msg)) from None
         self._accept(body, stored, fallback_rt=None)

@@ -21,6 +21,7 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 
 from tap_acumatica import redact
 from tap_acumatica.auth.base import AcumaticaAuthenticator
+from tap_acumatica.auth.sessions import CONCURRENT_SCOPE
 from tap_acumatica.auth.tokenstore import (
     StoredTokens,
     TokenSet,
@@ -28,7 +29,7 @@ from tap_acumatica.auth.tokenstore import (
     fingerprint,
     sha256,
 )
-from tap_acumatica.errors import AuthError, LoginLimitError
+from tap_acumatica.errors import AuthError, CredentialsRejectedError, LoginLimitError
 from tap_acumatica.http.messages import auth_error_text, is_login_limit
 
 logger = logging.getLogger("tap_acumatica.auth")
@@ -77,9 +78,18 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
         seed: TokenSet,
         tenant: str,
         user_agent: str | None,
+        sessions: int = 1,
     ) -> None:
-        """Tokens come from ``store`` (or ``seed``); no network I/O here."""
-        super().__init__(base_url=base_url, user_agent=user_agent)
+        """Tokens come from ``store`` (or ``seed``); no network I/O here.
+
+        ``sessions`` > 1 needs scope ``api:concurrent_access`` (docs/acumatica-api.md §6):
+        each lane then keeps its own session cookies next to the shared bearer token.
+        """
+        #: One cookie jar per lane next to the bearer (else the grant is one session).
+        self.concurrent = CONCURRENT_SCOPE in scope.split()
+        super().__init__(
+            base_url=base_url, user_agent=user_agent, sessions=sessions if self.concurrent else 1
+        )
         self.client_id = client_id
         self._client_secret = client_secret
         self.scope = scope
@@ -105,6 +115,25 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
 
     def _apply(self, r: requests.PreparedRequest, credential: str) -> None:
         r.headers["Authorization"] = f"Bearer {credential}"
+        if self.concurrent:
+            # docs/acumatica-api.md §6: a bearer call without the session cookie opens a new
+            # session; once the lane has one, every call of the lane sends its cookies.
+            cookie = self.lanes.cookie_or_open(self._refuse_if_closing)
+            if cookie is not None:
+                r.headers["Cookie"] = cookie
+
+    def answered(self, r: requests.PreparedRequest, response: requests.Response | None) -> bool:
+        """Keep a lane's session cookies; give up a lane the licence refused (resend)."""
+        if not self.concurrent:
+            return False
+        lane = self.lanes.settle(response.cookies if response is not None else None)
+        refused = (
+            lane is not None
+            and response is not None
+            and response.status_code >= 400
+            and is_login_limit(response.status_code, response.text)
+        )
+        return refused and lane is not None and self.lanes.drop(lane)
 
     def _used_credential(self, r: requests.PreparedRequest) -> str | None:
         value = r.headers.get("Authorization") or ""
@@ -117,9 +146,16 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
         if not self._seat or not self._tokens or not self._tokens.access_token:
             return
         self._seat = False
+        bearer = {"Authorization": f"Bearer {self._tokens.access_token}"}
+        if self.concurrent:
+            # docs/acumatica-api.md §6: each api:concurrent_access session is signed out with
+            # the bearer and its own cookies.
+            for cookie in self.lanes.take_all():
+                self._post_logout({**bearer, "Cookie": cookie})
+            return
         # docs/acumatica-api.md §6/§7: an OAuth session holds an API seat until logout with the
         # bearer.
-        self._post_logout({"Authorization": f"Bearer {self._tokens.access_token}"})
+        self._post_logout(bearer)
 
     # -- the store -----------------------------------------------------------------------
     @contextlib.contextmanager
@@ -267,7 +303,7 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
                 "Acumatica rejected client_id/client_secret (invalid_client); check both, and "
                 "that the connected application's secret has not expired"
             )
-            raise AuthError(msg)
+            raise CredentialsRejectedError(msg)
         raise OAuthAnswerError(
             error or f"http_{resp.status_code}", f"token request: {auth_error_text(resp)}"
         )

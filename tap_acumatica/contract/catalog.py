@@ -58,6 +58,7 @@ class ContractCatalog:
         """One stream per listable entity of the endpoint's swagger.json."""
         raw = self._connection.client.get_bytes(f"{self.endpoint.path()}/swagger.json")
         document = ApiDocument.from_bytes(raw)
+        self.endpoint.accept_document(document.contract)  # docs/acumatica-api.md §1.1
         self._check_names(document)
         wanted = self._settings.entities
         expand = self._settings.expand

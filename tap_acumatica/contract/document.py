@@ -28,6 +28,19 @@ REPLICATION_KEY_CANDIDATES: tuple[str, ...] = ("LastModifiedDateTime", "LastModi
 #: fields.
 SYSTEM_MEMBERS = frozenset({"id", "rowNumber", "note", "custom", "error", "files", "_links"})
 
+#: Suffix of the property holding a contract-5 single-select's code (docs/acumatica-api.md §1.1):
+#: ``Status`` keeps the description text contract 4 returned, ``Status_id`` gets the code.
+SELECT_ID_SUFFIX = "_id"
+#: Start of the ``<Field>_id`` description; the record plan recognises the property by it.
+SELECT_ID_MARK = "Code (id) of the single-select field"
+#: Start of a single-select's description when ``<Field>_id`` is taken by a real field.
+SELECT_TEXT_MARK = "Single-select (contract 5): its description text"
+DATE_ONLY_NOTE = (
+    "Date-only in contract 5 (DateOnlyValue): written as the UTC instant of local midnight of "
+    "that day in date_only_time_zone, the value contract 4 returned when that is the tenant's "
+    "time zone."
+)
+
 _CUSTOM_TYPES: dict[str, dict[str, Any]] = {
     "CustomStringField": {"type": ["string", "null"]},
     "CustomGuidField": {"type": ["string", "null"]},
@@ -64,6 +77,7 @@ class FieldInfo:
     wrapper: str | None = None  # value wrapper schema name, e.g. "DateTimeValue"
     target: str | None = None  # entity schema name for linked/detail members
     json_schema: dict[str, Any] = field(default_factory=dict)  # for value fields
+    select: bool = False  # a contract-5 single-select ({"id", "description"})
 
 
 @dataclass(frozen=True)
@@ -114,6 +128,8 @@ class ApiDocument:
             raise ConfigError(msg)
         self.paths: Mapping[str, Any] = doc.get("paths") or {}
         self.title = str((doc.get("info") or {}).get("title", ""))
+        #: ``info.version``: the contract, "4" or "5" (docs/acumatica-api.md §1.1, §5).
+        self.contract = str((doc.get("info") or {}).get("version", ""))
         self._fields_cache: dict[str, dict[str, FieldInfo]] = {}
 
     @classmethod
@@ -189,6 +205,11 @@ class ApiDocument:
             return None
         target_schema = self.schemas.get(target) or {}
         if self._is_wrapper(target_schema):
+            value = self._resolve(self._properties(target_schema)["value"]) or {}
+            if {"id", "description"} <= set(self._properties(value)):
+                # docs/acumatica-api.md §1.1: a single-select keeps contract 4's text column.
+                text = {"type": ["string", "null"]}
+                return FieldInfo(fname, "value", wrapper=target, json_schema=text, select=True)
             return FieldInfo(
                 fname, "value", wrapper=target, json_schema=self._value_schema(target_schema)
             )
@@ -211,8 +232,11 @@ class ApiDocument:
         if jtype not in {"string", "number", "integer", "boolean"}:
             jtype = "string"
         schema: dict[str, Any] = {"type": [jtype, "null"]}
-        if jtype == "string" and value.get("format") in {"date-time", "date"}:
-            schema["format"] = value["format"]
+        if jtype == "string" and value.get("format") == "date-time":
+            schema["format"] = "date-time"
+        elif jtype == "string" and value.get("format") == "date":
+            # docs/acumatica-api.md §1.1: contract 4 had these as date-times; keep the column.
+            schema.update(format="date-time", description=DATE_ONLY_NOTE)
         return schema
 
     # -- JSON Schema -------------------------------------------------------------------------
@@ -252,9 +276,23 @@ class ApiDocument:
 
     def _members_schema(self, schema_name: str, tree: Mapping[str, Any]) -> dict[str, Any]:
         props: dict[str, Any] = {}
-        for fname, info in self.fields_of(schema_name).items():
+        fields = self.fields_of(schema_name)
+        for fname, info in fields.items():
             if info.kind == "value":
                 props[fname] = info.json_schema
+                code = fname + SELECT_ID_SUFFIX
+                if info.select and code not in fields:
+                    props[code] = {
+                        "type": ["string", "null"],
+                        "description": f"{SELECT_ID_MARK} {fname} (contract 5); {fname} holds "
+                        "its description text, as contract 4 returned it.",
+                    }
+                elif info.select:  # never shadow a real field: the code is not kept
+                    props[fname] = {
+                        **info.json_schema,
+                        "description": f"{SELECT_TEXT_MARK}; its code is not kept, as the "
+                        f"entity has a field {code}.",
+                    }
             elif fname in tree and info.target:
                 nested = {
                     "id": {"type": ["string", "null"]},

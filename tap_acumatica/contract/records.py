@@ -20,19 +20,39 @@ from typing import Any
 
 import msgspec
 
-from tap_acumatica.stamps import EPOCH, parse_micros
+from tap_acumatica.contract.document import SELECT_ID_MARK, SELECT_ID_SUFFIX, SELECT_TEXT_MARK
+from tap_acumatica.stamps import EPOCH, date_to_utc, parse_micros
 
 #: Plan node kinds.
-_VALUE, _DATETIME, _OBJECT, _ARRAY, _CUSTOM, _RAW = range(6)
+_VALUE, _DATETIME, _OBJECT, _ARRAY, _CUSTOM, _RAW, _SELECT, _DERIVED = range(8)
 
 Plan = dict[str, tuple[int, Any]]
 
 
-def build_plan(schema: Mapping[str, Any]) -> Plan:
-    """Compile a stream schema into a per-field transform plan (done once per stream)."""
+def build_plan(schema: Mapping[str, Any], zone: dt.tzinfo | None = None) -> Plan:
+    """Compile a stream schema into a per-field transform plan (done once per stream).
+
+    ``zone``: where a contract-5 date-only value's midnight lies (docs/acumatica-api.md §1.1).
+    A ``<Field>_id`` property described as a single-select code is filled from ``<Field>``.
+    """
+    props: Mapping[str, Any] = schema.get("properties") or {}
+    codes = {
+        name
+        for name, prop in props.items()
+        if name.endswith(SELECT_ID_SUFFIX)
+        and name[: -len(SELECT_ID_SUFFIX)] in props
+        and str(prop.get("description", "")).startswith(SELECT_ID_MARK)
+    }
     plan: Plan = {}
-    for name, prop in (schema.get("properties") or {}).items():
-        plan[name] = _node(name, prop)
+    for name, prop in props.items():
+        if name in codes:
+            plan[name] = (_DERIVED, None)
+        elif name + SELECT_ID_SUFFIX in codes:
+            plan[name] = (_SELECT, name + SELECT_ID_SUFFIX)
+        elif str(prop.get("description", "")).startswith(SELECT_TEXT_MARK):
+            plan[name] = (_SELECT, None)
+        else:
+            plan[name] = _node(name, prop, zone)
     return plan
 
 
@@ -41,34 +61,54 @@ def _types(prop: Mapping[str, Any]) -> set[str]:
     return set(jtype) if isinstance(jtype, list) else {jtype} if jtype else set()
 
 
-def _node(name: str, prop: Mapping[str, Any]) -> tuple[int, Any]:
+def derived_fields(plan: Plan) -> dict[str, str]:
+    """``{"Status_id": "Status"}``: properties filled from another field, not requested."""
+    return {name: base for base, (kind, name) in plan.items() if kind == _SELECT and name}
+
+
+def _node(name: str, prop: Mapping[str, Any], zone: dt.tzinfo | None) -> tuple[int, Any]:
     types = _types(prop)
     if name == "note":  # docs/acumatica-api.md §3: wrapped like a field, whatever its schema says
         return (_VALUE, None)
     if name == "custom" and "object" in types:
         views = {
-            view: {f: _node(f, fp) for f, fp in (vp.get("properties") or {}).items()}
+            view: {f: _node(f, fp, zone) for f, fp in (vp.get("properties") or {}).items()}
             for view, vp in (prop.get("properties") or {}).items()
         }
         return (_CUSTOM, views)
     if name == "files":
         return (_RAW, None)
     if "array" in types:
-        return _array_node(prop)
+        return _array_node(prop, zone)
     if "object" in types and "properties" in prop:
         if name in {"id", "note"}:
             return (_VALUE, None)
-        return (_OBJECT, build_plan(prop))
+        return (_OBJECT, build_plan(prop, zone))
     if prop.get("format") == "date-time":
-        return (_DATETIME, None)
+        return (_DATETIME, zone)
     return (_VALUE, None)
 
 
-def _array_node(prop: Mapping[str, Any]) -> tuple[int, Any]:
+def _array_node(prop: Mapping[str, Any], zone: dt.tzinfo | None) -> tuple[int, Any]:
     items = prop.get("items") or {}
     if "object" in _types(items) and "properties" in items:
-        return (_ARRAY, build_plan(items))
+        return (_ARRAY, build_plan(items, zone))
     return (_VALUE, None)
+
+
+def _moment(value: Any, zone: dt.tzinfo | None) -> Any:
+    """A date-time as UTC text; a bare date (contract 5) as its local midnight in ``zone``."""
+    if zone is not None and type(value) is str and len(value) == 10:
+        return date_to_utc(value, zone)
+    return to_utc(value)
+
+
+def _choice(out: dict[str, Any], name: str, code: str | None, value: Any) -> None:
+    """A single-select: the description text in ``name``, the code in ``code`` (§1.1)."""
+    mapping = isinstance(value, Mapping)
+    out[name] = value.get("description") if mapping else value  # else contract 4's text
+    if code is not None:
+        out[code] = value.get("id") if mapping else None
 
 
 def transform(raw: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
@@ -83,7 +123,9 @@ def transform(raw: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
         if kind == _VALUE:
             out[name] = value.get("value") if type(value) is dict else unwrap(value)
         elif kind == _DATETIME:
-            out[name] = to_utc(value.get("value") if type(value) is dict else unwrap(value))
+            out[name] = _moment(value.get("value") if type(value) is dict else unwrap(value), sub)
+        elif kind == _SELECT:
+            _choice(out, name, sub, unwrap(value))
         elif kind == _OBJECT:
             out[name] = transform(value, sub) if isinstance(value, Mapping) else None
         elif kind == _ARRAY:
@@ -94,7 +136,7 @@ def transform(raw: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
             )
         elif kind == _CUSTOM:
             out[name] = _custom(value, sub)
-        else:
+        elif kind != _DERIVED:
             out[name] = value
     return out
 
@@ -128,7 +170,7 @@ def _struct_type(plan: Plan, name: str) -> Any:
     fields: list[tuple[str, Any, Any]] = []
     for i, (field, (kind, sub)) in enumerate(plan.items()):
         typ: Any = Any
-        if kind in (_VALUE, _DATETIME) and field != "id":
+        if kind in (_VALUE, _DATETIME, _SELECT, _DERIVED) and field != "id":
             typ = _Wrapped | None | msgspec.UnsetType
         elif kind == _OBJECT:
             typ = _struct_type(sub, f"{name}_{field}") | None | msgspec.UnsetType
@@ -155,14 +197,16 @@ def _converter(plan: Plan) -> Converter:
             if kind == _VALUE:
                 out[name] = value.value if type(value) is wrapped else value
             elif kind == _DATETIME:
-                out[name] = None if value is None else to_utc(value.value)
+                out[name] = None if value is None else _moment(value.value, sub)
+            elif kind == _SELECT:
+                _choice(out, name, sub, None if value is None else value.value)
             elif kind == _OBJECT:
                 out[name] = None if value is None else nested(value)  # type: ignore[misc]
             elif kind == _ARRAY:
                 out[name] = None if value is None else [nested(v) for v in value]  # type: ignore[misc]
             elif kind == _CUSTOM:
                 out[name] = _custom(value, sub)
-            else:
+            elif kind != _DERIVED:
                 out[name] = value
         return out
 

@@ -50,20 +50,30 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
 #: Inquiry-style entities: a filter form plus a results detail, read with PUT and a body, not
 #: with a list GET (docs/acumatica-api.md §2.1), so they are not streams. Any other entity whose
 #: name ends in
-#: ``Inquiry`` is skipped as well.
+#: ``Inquiry`` is skipped as well. Also the filter forms without that suffix that §2.1 lists
+#: (ContractUsage, PayrollWCCCode; eCommerce and Manufacturing processing forms).
 INQUIRY_ENTITIES: frozenset[str] = frozenset(
     {
         "AccountDetailsForPeriodInquiry",
         "AccountSummaryInquiry",
+        "BCShipments",
         "Budget",
+        "CloseProductionOrders",
         "CompaniesStructure",
+        "ContractUsage",
+        "CostRoll",
         "EmailProcessing",
         "InventoryAllocationInquiry",
         "InventoryQuantityAvailable",
         "InventorySummaryInquiry",
+        "ItemImages",
         "LaborCostRate",
+        "PayrollWCCCode",
         "PhysicalInventoryCount",
+        "RegenerateMRP",
+        "ReleaseProductionOrders",
         "SalesPricesInquiry",
+        "StorageDetails",
         "StorageDetailsByLocationInquiry",
         "StorageDetailsInquiry",
         "VendorPricesInquiry",
@@ -83,3 +93,9 @@ def is_inquiry(entity: str) -> bool:
 def natural_keys(entity: str) -> tuple[str, ...]:
     """The entity's natural key fields, or ``()`` when unknown."""
     return NATURAL_KEYS.get(entity, ())
+
+
+#: Change fields renamed between endpoint versions, old → new, carrying the same stamp: a
+#: bookmark written under the old name resumes under the new one (docs/acumatica-api.md §1.1,
+#: §2.1: SalesOrder and StockItem ``LastModified`` → ``LastModifiedDateTime`` in 26.200.001).
+RENAMED_REPLICATION_KEYS: dict[str, str] = {"LastModified": "LastModifiedDateTime"}

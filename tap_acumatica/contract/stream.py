@@ -1,21 +1,31 @@
 """The contract-based REST API dialect: one stream per top-level entity (e.g. ``SalesOrder``).
 
 Reads ``GET /entity/{endpoint}/{version}/{Entity}`` with ``$select``/``$expand``/``$custom``
-built from the catalog, windows as ``$filter`` ranges with ``datetimeoffset'…'`` literals, and
-list pages decoded straight into typed structs (``contract.records``).
+built from the catalog, windows as ``$filter`` ranges with date-time literals, in the syntax of
+the endpoint's contract (``contract.query``), and list pages decoded straight into typed structs
+(``contract.records``).
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from tap_acumatica.contract.records import Converter, Plan, build_plan, page_decoder, transform
-from tap_acumatica.errors import AcumaticaAPIError
-from tap_acumatica.stamps import from_ms
+from tap_acumatica.contract import registry
+from tap_acumatica.contract.query import list_options, odata_literal
+from tap_acumatica.contract.records import (
+    Converter,
+    Plan,
+    build_plan,
+    derived_fields,
+    page_decoder,
+    transform,
+)
+from tap_acumatica.errors import AcumaticaAPIError, OptimizationError
 from tap_acumatica.sync.paging import page_consistently
 from tap_acumatica.sync.scheduler import WindowResult
 from tap_acumatica.sync.stream import WindowedStream
@@ -28,6 +38,7 @@ else:
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
 
     from tap_acumatica.connection import Connection
     from tap_acumatica.contract.endpoint import Endpoint
@@ -36,14 +47,10 @@ if TYPE_CHECKING:
 _SYSTEM = frozenset({"id", "note", "custom", "files"})
 
 
-def odata_literal(ms: int) -> str:
-    """``datetimeoffset'…'`` literal, offset-qualified (docs/acumatica-api.md §4: never bare)."""
-    return f"datetimeoffset'{from_ms(ms).isoformat(timespec='milliseconds')}'"
-
-
-def window_filter(window: Window, field: str) -> str:
-    """The ``$filter`` expression selecting ``window`` on ``field``."""
-    return f"{field} ge {odata_literal(window.start)} and {field} lt {odata_literal(window.end)}"
+def window_filter(window: Window, field: str, contract: str = "4") -> str:
+    """The ``$filter`` expression selecting ``window`` on ``field``, in ``contract``'s syntax."""
+    low, high = odata_literal(window.start, contract), odata_literal(window.end, contract)
+    return f"{field} ge {low} and {field} lt {high}"
 
 
 class ContractStream(WindowedStream):
@@ -75,26 +82,33 @@ class ContractStream(WindowedStream):
         self._plan: Plan | None = None
         self._decoder: tuple[msgspec.json.Decoder[Any], Converter] | None = None
         self._query: dict[str, str] = {}
+        self._contract = "4"
+        self._keep: frozenset[str] | None = None  # set once $select is dropped (§4)
+        self._expand_warned = False
+        self._lock = threading.Lock()
 
     @property
     def plan(self) -> Plan:
         """Transform plan compiled from the (catalog) schema."""
         if self._plan is None:
-            self._plan = build_plan(self.schema)
+            self._plan = build_plan(self.schema, self.settings.date_only_time_zone)
         return self._plan
 
-    def query_options(self) -> dict[str, str]:
-        """``$select`` (selected fields + keys), ``$expand`` and ``$custom`` for list GETs.
+    def query_options(self, contract: str = "4") -> dict[str, str]:
+        """``$select`` (selected fields + keys), ``$expand`` and custom fields for list GETs.
 
         Built from the catalog schema and selection, so a deselected field is never downloaded
-        and a ``--catalog`` run needs no document download (docs/acumatica-api.md §4).
+        and a ``--catalog`` run needs no document download (docs/acumatica-api.md §4); in the
+        syntax of ``contract`` (docs/acumatica-api.md §1.1).
         """
         props: Mapping[str, Any] = self.schema.get("properties") or {}
         always = {self.replication_key, *self.natural_keys}
+        codes = derived_fields(self.plan)  # Status_id is read through Status
+        always.update(base for code, base in codes.items() if self._selected(code))
         select: list[str] = []
         expand: list[str] = []
         for name, prop in props.items():
-            if name in _SYSTEM:
+            if name in _SYSTEM or name in codes:
                 if name == "files" and self._selected(name):
                     expand.append("files")
                 continue
@@ -104,17 +118,13 @@ class ContractStream(WindowedStream):
                 continue
             if name in always or self._selected(name):
                 select.append(name)
-        params = {"$select": ",".join(select)} if select else {}
-        if expand:
-            params["$expand"] = ",".join(expand)
         custom = [
             f"{view}.{field}"
             for view, vprop in ((props.get("custom") or {}).get("properties") or {}).items()
             for field in (vprop.get("properties") or {})
         ]
-        if custom and self._selected("custom"):
-            params["$custom"] = ",".join(custom)
-        return params
+        wanted = custom if self._selected("custom") else []
+        return list_options(select, expand, wanted, contract)
 
     def _selected(self, name: str) -> bool:
         return bool(self.mask.get(("properties", name), True))
@@ -124,8 +134,12 @@ class ContractStream(WindowedStream):
     @override
     def prepare(self) -> None:
         """Query options and the page decoder, built once before the worker threads start."""
-        self._query = self.query_options()
+        self._contract = self.endpoint.contract()
+        self._query = self.query_options(self._contract)
+        if self._keep is not None:  # $select already failed in this run (§4)
+            self._query.pop("$select", None)
         self._decoder = page_decoder(self.plan, self.name)
+        self._warn_detail_freshness()
 
     @override
     def fetch_all(self) -> Iterator[dict[str, Any]]:
@@ -142,7 +156,8 @@ class ContractStream(WindowedStream):
         """One request, or a full re-read of a tie burst (records sharing one stamp)."""
         assert self.replication_key is not None
         size = self.settings.page_size
-        params = {**self._query, "$filter": window_filter(window, self.replication_key)}
+        where = window_filter(window, self.replication_key, self._contract)
+        params = {**self._query, "$filter": where}
         rows = self._records({**params, "$top": size})
         requests = 1
         if len(rows) >= size:
@@ -175,14 +190,129 @@ class ContractStream(WindowedStream):
         assert self._decoder is not None
         decoder, convert = self._decoder
         path = f"{self.endpoint.path()}/{self.name}"
-        rows = self.connection.client.get_json(path, params, stream=self.name, decoder=decoder)
+        try:
+            rows = self.connection.client.get_json(path, params, stream=self.name, decoder=decoder)
+        except AcumaticaAPIError as exc:
+            if not self._drop_select(exc, params):
+                raise
+            params = {k: v for k, v in params.items() if k != "$select"}
+            rows = self.connection.client.get_json(path, params, stream=self.name, decoder=decoder)
         if not isinstance(rows, list):
             msg = f"{self.name}: GET {path} returned {type(rows).__name__}, not a JSON array"
             raise AcumaticaAPIError(msg)
         if rows and not isinstance(rows[0], msgspec.Struct):  # another shape: plain JSON
             plan = self.plan
-            return [transform(row, plan) for row in rows]
-        return [convert(row) for row in rows]
+            records = [transform(row, plan) for row in rows]
+        else:
+            records = [convert(row) for row in rows]
+        keep = self._keep
+        if keep is not None and "$select" not in params:  # the tap does $select's work
+            return [{k: v for k, v in r.items() if k in keep} for r in records]
+        return records
+
+    # -- contract versions, optimizer errors, detail freshness (docs/acumatica-api.md §1.1) --
+
+    def _drop_select(self, exc: AcumaticaAPIError, params: Mapping[str, Any]) -> bool:
+        """On "Optimization cannot be performed" for a ``$select``: read without it from now on.
+
+        docs/acumatica-api.md §4: a plain ``$select`` can cause it; the same GET without one
+        works. The stream then drops unselected fields itself, for the rest of the run. Not on
+        contract 5 with custom fields, which only ``$select`` can name (§1.1).
+        """
+        if not isinstance(exc, OptimizationError) or "$select" not in params:
+            return False
+        if self._contract == "5" and self._selected("custom") and "." in params["$select"]:
+            return False
+        with self._lock:
+            if self._keep is None:
+                props = self.schema.get("properties") or {}
+                always = {"id", self.replication_key, *self.natural_keys}
+                self._keep = frozenset(n for n in props if n in always or self._selected(n))
+                # Rebound, not changed in place: worker threads copy it concurrently.
+                self._query = {k: v for k, v in self._query.items() if k != "$select"}
+                self.logger.info(
+                    "%s: Acumatica cannot optimize this list query with $select "
+                    "(docs/acumatica-api.md §4); reading without $select for the rest of the "
+                    "run and dropping unselected fields here",
+                    self.name,
+                )
+        return True
+
+    def _warn_detail_freshness(self) -> None:
+        """Once per run: an incremental stream with ``expand`` misses detail-only edits (§3)."""
+        if self._expand_warned or not self.replication_key:
+            return
+        props: Mapping[str, Any] = self.schema.get("properties") or {}
+        members = [
+            n for n, p in props.items() if n not in _SYSTEM and _is_member(p) and self._selected(n)
+        ]
+        if not members:
+            return
+        self._expand_warned = True
+        self.logger.warning(
+            "%s: incremental on %s with expand %s: an edit to only an expanded detail line, "
+            "linked entity, contact or address does not move %s (docs/acumatica-api.md §3), so "
+            "the changed %s arrive only when the record itself next changes or on a full "
+            "refresh of the stream",
+            self.name,
+            self.replication_key,
+            ", ".join(members),
+            self.replication_key,
+            ", ".join(members),
+        )
+
+    @override
+    def get_replication_key_signpost(self, context: Context | None = None) -> None:
+        """Before the SDK reads the bookmark: adopt one written under a renamed change field.
+
+        The SDK ignores a bookmark whose ``replication_key`` differs from the stream's. A
+        SalesOrder state written on 24.200.001 (``LastModified``) holds the same stamp that
+        26.200.001 calls ``LastModifiedDateTime`` (docs/acumatica-api.md §1.1, §2.1).
+        """
+        state = self.get_context_state(context)
+        old = state.get("replication_key")
+        new = self.replication_key
+        renamed = registry.RENAMED_REPLICATION_KEYS.get(str(old))
+        if new and old != new and renamed == new and state.get("replication_key_value"):
+            state["replication_key"] = new
+            self.logger.info(
+                "%s: resuming the bookmark %s of %s under %s, its name on this endpoint",
+                self.name,
+                state["replication_key_value"],
+                old,
+                new,
+            )
+        return super().get_replication_key_signpost(context)
+
+    # -- the time-semantics probe (docs/acumatica-api.md §3, §13) ---------------------------
+
+    @override
+    def fetch_sample(self) -> dict[str, Any] | None:
+        """One record of the entity (``$top=1``, no filter) with its change stamp."""
+        if self._decoder is None:
+            self.prepare()
+        rows = self._records({**self._query, "$top": 1})
+        return rows[0] if rows else None
+
+    @override
+    def fetch_offset_window(self, window: Window, offsets: tuple[int, int]) -> list[dict[str, Any]]:
+        """``window`` read with its bounds written at ``offsets`` (minutes east of UTC)."""
+        assert self.replication_key is not None
+        key = self.replication_key
+        low = self.offset_literal(window.start, offsets[0])
+        high = self.offset_literal(window.end, offsets[1])
+        where = f"{key} ge {low} and {key} lt {high}"
+        return self._records({**self._query, "$filter": where, "$top": self.settings.page_size})
+
+    def offset_literal(self, ms: int, minutes: int) -> str:
+        """A date-time literal for ``ms`` written at an offset of ``minutes``, same instant."""
+        import datetime as dt  # noqa: PLC0415 - only for the once-per-run probe
+
+        from tap_acumatica.stamps import from_ms  # noqa: PLC0415
+
+        zone = dt.timezone(dt.timedelta(minutes=minutes))
+        text = from_ms(ms).astimezone(zone).isoformat(timespec="milliseconds")
+        return text if self._contract == "5" else f"datetimeoffset'{text}'"
 
 
 def _is_member(prop: Mapping[str, Any]) -> bool:

@@ -151,8 +151,9 @@ class AcumaticaClient:
         """Refuse new requests, then wait up to ``wait`` s for those in flight; True if none left.
 
         A GET still on the wire when the run signs out would reach Acumatica after the
-        logout with a still-valid bearer and open a new session holding an API seat for
-        10 minutes (docs/acumatica-api.md §6), so the sign-out must come after the last answer.
+        logout with a still-valid bearer and open a new session holding an API seat until it
+        idles out (30-60 minutes, docs/acumatica-api.md §6), so the sign-out must come after the
+        last answer.
         """
         deadline = time.monotonic() + max(0.0, wait)
         with self._idle:
@@ -279,7 +280,8 @@ class AcumaticaClient:
                 f"{where}: Acumatica refused a new API session: 'API Login Limit' (every "
                 f"API seat is taken by open sessions; still so after waiting "
                 f"{self.login_limit_wait:.0f}s). Sign out other integrations or raise "
-                "login_limit_wait_seconds; unclosed sessions expire after 10 minutes."
+                "login_limit_wait_seconds; Acumatica frees the seat of a session nobody "
+                "signed out after its idle timeout (often 30 minutes, up to 60 for OAuth)."
             )
             raise AcumaticaAPIError(msg) from exc
         delay = min(30.0, max(1.0, deadline - now))
@@ -330,8 +332,31 @@ class AcumaticaClient:
 
     def _send_counted(self, url: str, *, authenticate: bool) -> requests.Response:
         session = self._session()
-        request = requests.Request("GET", url, auth=self.authenticator if authenticate else None)
-        prepared = session.prepare_request(request)  # the authenticator may raise here
+        auth = self.authenticator if authenticate else None
+        # Optional on stand-in authenticators: AcumaticaAuthenticator.answered.
+        answered = getattr(auth, "answered", None)
+        while True:
+            request = requests.Request("GET", url, auth=auth)
+            prepared = session.prepare_request(request)  # the authenticator may raise here
+            response: requests.Response | None = None
+            resend = False
+            try:
+                response = self._send_once(session, prepared)
+            finally:
+                # The authenticator keeps the session cookies an answer set (one session per
+                # thread, docs/acumatica-api.md §6); True: it gave up a refused session, resend.
+                if answered is not None:
+                    resend = bool(answered(prepared, response))
+            if not resend:
+                assert response is not None
+                return response
+            if self._closed:
+                msg = "the tap is shutting down; no further requests"
+                raise ShuttingDownError(msg)
+
+    def _send_once(
+        self, session: requests.Session, prepared: requests.PreparedRequest
+    ) -> requests.Response:
         try:
             return session.send(
                 prepared, timeout=(min(30.0, self.timeout), self.timeout), allow_redirects=True

@@ -14,12 +14,19 @@ import html
 import math
 import re
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import msgspec
 import requests
 
 from tap_acumatica import redact
-from tap_acumatica.errors import AcumaticaAPIError, LoginLimitError, RetriableError
+from tap_acumatica.errors import (
+    AcumaticaAPIError,
+    EntityUnavailableError,
+    LoginLimitError,
+    OptimizationError,
+    RetriableError,
+)
 
 _LOGIN_LIMIT = "api login limit"
 # docs/acumatica-api.md §6: IIS answers an exhausted seat pool with a bare 429 and this text.
@@ -31,7 +38,10 @@ _FATAL_500 = (
     "NoEntitySatisfiesTheCondition",
     "No entity satisfies the condition",
     "PXSetupNotEnteredException",
+    "required configuration data is not entered",
 )
+_SETUP_TEXT = _FATAL_500[-1]
+_SETUP_FORM = re.compile(r"not entered on the (.+?) form", re.IGNORECASE)
 MAX_RETRY_AFTER = 600.0
 
 
@@ -112,9 +122,15 @@ def check(response: requests.Response, where: str) -> None:
     detail = describe_error(response)
     if is_login_limit(status, detail):
         raise LoginLimitError(detail)
+    unavailable = entity_unavailable(response, detail, where)
+    if unavailable is not None:
+        raise unavailable
     if status == 429 or (status >= 500 and not any(m in detail for m in _FATAL_500)):
         raise RetriableError(f"HTTP {status}: {detail}", retry_after_seconds(response))
-    raise AcumaticaAPIError(f"{where} failed: HTTP {status}: {detail}{hint(status, detail)}")
+    line = f"{where} failed: HTTP {status}: {detail}{hint(status, detail)}"
+    if _OPTIMIZATION in detail:
+        raise OptimizationError(line)
+    raise AcumaticaAPIError(line)
 
 
 def hint(status: int, detail: str) -> str:
@@ -140,3 +156,55 @@ def hint(status: int, detail: str) -> str:
             "check endpoint_name and endpoint_version"
         )
     return ""
+
+
+def entity_of(url: str) -> str | None:
+    """The entity of a contract-API URL (``…/entity/{endpoint}/{version}/{Entity}…``), or None."""
+    parts = [unquote(p) for p in urlsplit(url).path.split("/") if p]
+    if "entity" not in parts:
+        return None
+    rest = parts[parts.index("entity") + 1 :]
+    if len(rest) < 3 or rest[2].endswith(".json") or rest[0] == "auth":
+        return None
+    return rest[2]
+
+
+def entity_unavailable(
+    response: requests.Response, detail: str, where: str
+) -> EntityUnavailableError | None:
+    """A 403 or a module that is not set up, on one entity (docs/acumatica-api.md §9)."""
+    status = response.status_code
+    setup = status >= 500 and (
+        _SETUP_TEXT in detail.lower() or "PXSetupNotEnteredException" in _exception_types(response)
+    )
+    if status != 403 and not setup:
+        return None
+    entity = entity_of(response.url or "")
+    if entity is None:
+        return None
+    if setup:
+        found = _SETUP_FORM.search(detail)
+        form = f"the {found.group(1)} form" if found else "its preferences form"
+        reason = f"the module behind {entity} is not set up ({detail})"
+        fix = f"enter the module's settings on {form}, or deselect the stream {entity}"
+    else:
+        reason = f"HTTP 403, the API user has no rights to the screen behind {entity} ({detail})"
+        fix = (
+            f"grant the API user's role access to the {entity} screen (Access Rights by "
+            f"Screen), or deselect the stream {entity}"
+        )
+    msg = f"{where} failed: {reason}; to fix: {fix}"
+    return EntityUnavailableError(msg, entity=entity, reason=reason, fix=fix)
+
+
+def _exception_types(response: requests.Response) -> str:
+    """Every ``exceptionType`` of a §9 error body, innermost included, as one text."""
+    try:
+        node: Any = msgspec.json.decode(response.content or b"")
+    except msgspec.DecodeError:
+        return ""
+    types = []
+    while isinstance(node, dict):
+        types.append(str(node.get("exceptionType") or ""))
+        node = node.get("innerException")
+    return " ".join(types)

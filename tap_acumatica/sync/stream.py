@@ -12,17 +12,24 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import threading
+import time
 from abc import abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_acumatica import sdk
-from tap_acumatica.errors import ShuttingDownError
-from tap_acumatica.stamps import DEFAULT_START, iso_utc, parse_ms, to_ms
+from tap_acumatica.errors import (
+    EntityUnavailableError,
+    ShuttingDownError,
+    StampInconsistencyError,
+)
+from tap_acumatica.stamps import DEFAULT_START, iso_utc, parse_ms, tick_floor, to_ms
+from tap_acumatica.sync import consistency
 from tap_acumatica.sync.progress import Progress
+from tap_acumatica.sync.report import RunReport
 from tap_acumatica.sync.scheduler import WindowResult, fetch_in_order
 from tap_acumatica.sync.windows import Window, WindowPlanner
 
@@ -68,7 +75,8 @@ class WindowedStream(Stream):
         self.primary_keys = ["id"]
         self.replication_key = replication_key
         self._stop = threading.Event()
-        self._warned = False
+        report = getattr(tap, "run_report", None)
+        self.report = report if isinstance(report, RunReport) else RunReport()
 
     # -- what a dialect provides ----------------------------------------------------------
 
@@ -82,6 +90,21 @@ class WindowedStream(Stream):
     @abstractmethod
     def fetch_all(self) -> Iterator[dict[str, Any]]:
         """Every record of a stream without a change field, each ``id`` once."""
+
+    def fetch_sample(self) -> dict[str, Any] | None:
+        """One record with its change stamp (a one-record list GET), for the time probe.
+
+        None (the default) when the dialect has no such probe or the entity has no record.
+        """
+        return None
+
+    def fetch_offset_window(self, window: Window, offsets: tuple[int, int]) -> list[dict[str, Any]]:
+        """The records of ``window``, its start and end literals written with ``offsets``.
+
+        ``offsets`` are minutes east of UTC: the same instants, far from UTC, so an instance
+        that ignores a literal's offset selects another range. Needed with ``fetch_sample``.
+        """
+        raise NotImplementedError
 
     def check_running(self) -> None:
         """Raise once the sync is interrupted, so worker threads stop requesting."""
@@ -108,9 +131,10 @@ class WindowedStream(Stream):
     @property
     @override
     def check_sorted(self) -> bool:
-        """Off: a record stamped before its window (a server rounding quirk) may step back.
+        """Off: order is checked here, window by window, before records leave.
 
-        Stepping the bookmark back only re-reads more on resume; it can never skip a record.
+        Every record must lie in the window that returned it (``sync.consistency``), so the
+        emitted stream is sorted by construction; the SDK's check would only cost time.
         """
         return False
 
@@ -129,16 +153,31 @@ class WindowedStream(Stream):
                 yield from self._incremental(context)
             else:
                 yield from self.fetch_all()
+        except (EntityUnavailableError, StampInconsistencyError) as exc:
+            # One stream's failure must not stop the others (docs/acumatica-api.md §9): the
+            # SDK finishes this stream with its last committed bookmark; the CLI reports it.
+            self._stopped(exc)
         finally:
             self._stop.set()  # an interrupted sync: worker threads stop requesting
+
+    def _stopped(self, exc: EntityUnavailableError | StampInconsistencyError) -> None:
+        """One warning now, and one line for the end of the run."""
+        if isinstance(exc, EntityUnavailableError):
+            line = f"{self.name} was not read: {exc.reason}; to fix: {exc.fix}"
+        else:
+            line = f"{self.name} stopped at its last consistent window: {exc}"
+        self.logger.warning("%s", line)
+        self.report.failed(self.name, line)
 
     # -- incremental reading ---------------------------------------------------------------
 
     def _incremental(self, context: Context | None) -> Iterator[dict[str, Any]]:
         start = self.get_starting_timestamp(context) or DEFAULT_START
         previous = self.get_context_state(context).get("replication_key_value")
-        begin = to_ms(minus_lookback(start, self.settings.lookback_minutes))
-        end = self.connection.sync_end_ms(self.settings.safety_lag_seconds)
+        # Window bounds lie on 1/300 s ticks (docs/acumatica-api.md §3): rounded down, so the
+        # read starts no later and the bookmark never passes the sync end.
+        begin = tick_floor(to_ms(minus_lookback(start, self.settings.lookback_minutes)))
+        end = tick_floor(self.connection.sync_end_ms(self.settings.safety_lag_seconds))
         if end <= begin:
             self.logger.info("%s: nothing to read before %s", self.name, iso_utc(end))
             return
@@ -156,6 +195,8 @@ class WindowedStream(Stream):
             iso_utc(begin),
             iso_utc(end),
         )
+        if self.report.needs_probe():
+            self._probe_time_semantics()
         planner = WindowPlanner(page_size=self.settings.page_size, initial_width=end - begin)
         yield from self._emit_windows(context, planner, (begin, end), progress)
         before = parse_ms(previous) if isinstance(previous, str) else None
@@ -171,9 +212,6 @@ class WindowedStream(Stream):
         progress: Progress,
     ) -> Iterator[dict[str, Any]]:
         key = self.replication_key or ""
-        sync_end = iso_utc(span[1])
-        # Records stamped past the window that returned them, held until their window.
-        later: dict[str, tuple[dict[str, Any], Window]] = {}
         for result in fetch_in_order(
             planner,
             *span,
@@ -181,45 +219,41 @@ class WindowedStream(Stream):
             pool=self.connection.pool,
             workers=self.settings.max_concurrent_requests,
         ):
-            lower, upper = iso_utc(result.window.start), iso_utc(result.window.end)
-            batch: dict[str, dict[str, Any]] = {}
-            for record in result.records:
-                stamp = record.get(key) or ""
-                if stamp >= sync_end:
-                    # Restamped after the server matched it, i.e. changed after the sync
-                    # started: the next run reads it (the bookmark never passes sync_end).
-                    continue
-                if stamp >= upper:
-                    # Emitting it now could carry a resumed bookmark past unread records.
-                    later[record["id"]] = (record, result.window)
-                    continue
-                if stamp and stamp < lower:
-                    self._out_of_window(record, result.window)
-                batch[record["id"]] = record
-            for rid in [rid for rid, (r, _) in later.items() if (r.get(key) or "") < upper]:
-                record, returned_by = later.pop(rid)
-                self._out_of_window(record, returned_by)
-                batch.setdefault(rid, record)
-            records = sorted(batch.values(), key=lambda r: r.get(key) or "")
+            # The whole window is checked before any of it leaves: an inconsistent window
+            # emits nothing, and the bookmark stays at the end of the one before.
+            records = consistency.checked_window(
+                self.name, key, result.window, result.records, self._server_now_us()
+            )
             yield from records
             self._commit(context, result.window.end)
             progress.advance(
                 covered=result.window.end, records=len(records), requests=result.requests
             )
 
-    def _out_of_window(self, record: Mapping[str, Any], window: Window) -> None:
-        if not self._warned:
-            self._warned = True
-            self.logger.warning(
-                "%s: record %s has %s=%s, outside the window %s that returned it; it is still "
-                "emitted, in stamp order. If this repeats, the instance may compare date-time "
-                "literals in another time zone (docs/acumatica-api.md §3, §13).",
-                self.name,
-                record.get("id"),
-                self.replication_key,
-                record.get(self.replication_key or ""),
-                window,
-            )
+    def _server_now_us(self) -> int:
+        """The server's clock now: local time plus the skew seen in its ``Date`` headers."""
+        skew = self.connection.client.server_skew or 0.0
+        return int((time.time() + skew) * 1_000_000)
+
+    def _probe_time_semantics(self) -> None:
+        """Once per run: does the instance honour a ``$filter`` literal's offset? (§3, §13).
+
+        One record's stamp is re-read through its one-tick window written with non-zero
+        offsets (the same instants). An instance that reads the clock time and ignores the
+        offset selects another range and does not return it: the run stops before any bookmark.
+        """
+        sample = self.fetch_sample()
+        if sample is None:
+            return  # nothing to probe with here: the next stream tries
+        key = self.replication_key or ""
+        stamp = consistency.stamp_us(sample, key, self.name) // 1000
+        window = consistency.probe_window(stamp)
+        rows = self.fetch_offset_window(window, consistency.PROBE_OFFSETS_MINUTES)
+        self.report.probed()
+        consistency.check_probe(
+            self.name, key, sample, window, rows, page_size=self.settings.page_size
+        )
+        self.logger.info("%s: the instance honours the offset of date-time literals", self.name)
 
     def _commit(self, context: Context | None, end_ms: int) -> None:
         """Bookmark = window end, then a STATE message: the completed prefix is durable."""

@@ -8,9 +8,11 @@ A window ``[A, B)`` on the change field is a *value* range: a record whose stamp
 returned by that one request no matter what happens to other records, so deletes elsewhere can
 never make it go missing. A window that comes back full is discarded and its range re-cut into
 narrower windows (or, when the page shows one dominant stamp, that stamp gets a window of its
-own), then re-read; only a window one millisecond wide (the field's precision) that is still
+own), then re-read; only a window one tick wide (the field's precision, 1/300 s) that is still
 full, i.e. a burst of records sharing one stamp, is paged, and then with overlapping pages
-that detect any shift.
+that detect any shift. Every window bound is a tick boundary (``stamps.tick_floor``): the server
+rounds ``$filter`` literals to ticks (docs/acumatica-api.md §3), so only such bounds select on
+the server exactly the records a millisecond comparison puts in the window.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tap_acumatica.stamps import iso_utc, parse_ms
+from tap_acumatica.stamps import iso_utc, next_tick, parse_ms, tick_floor
 
-#: Resolution of Acumatica date-times: up to 3 fractional digits (docs/acumatica-api.md §3).
-PRECISION_MS = 1
+#: Resolution of Acumatica stamps: SQL Server ``datetime`` ticks of 1/300 s, so a window is never
+#: narrower than one tick, at most 4 ms (docs/acumatica-api.md §3).
+PRECISION_MS = 4
 
 
 @dataclass(frozen=True, order=True)
@@ -40,8 +43,8 @@ class Window:
 
     @property
     def splittable(self) -> bool:
-        """False when the window is one precision step wide (a single possible stamp)."""
-        return self.width > PRECISION_MS
+        """False when the window is one tick wide (a single possible stamp)."""
+        return next_tick(self.start) < self.end
 
     def __str__(self) -> str:
         """Readable form for logs."""
@@ -96,10 +99,10 @@ class WindowPlanner:
         A remainder narrower than a quarter of the width joins this window: a sliver of its
         own would cost one more request for a handful of records.
         """
-        stop = start + self.width
+        stop = max(next_tick(start), tick_floor(start + self.width))
         if end - stop < self.width // 4:
             stop = end
-        return Window(start, stop)
+        return Window(start, min(stop, end))
 
     def aim(self, width: int) -> None:
         """Use ``width`` ms next: a full page's stamps showed how dense its records are."""
@@ -108,7 +111,7 @@ class WindowPlanner:
 
     def observe(self, window: Window, count: int, *, full: bool) -> None:
         """Adapt the width to a window's result (a tie burst says nothing about density)."""
-        if window.width <= PRECISION_MS and (full or count >= self.target):
+        if not window.splittable and (full or count >= self.target):
             return
         if full:
             if not self._seen:  # a guess was wrong; a measured density stays (noise)
@@ -140,7 +143,7 @@ class PageStamps:
     def of(cls, rows: Iterable[dict[str, object]], key: str) -> PageStamps:
         """Read the change stamps (unwrapped UTC strings) of a full page's records.
 
-        The tie is the stamp shared by at least half the page, if any: a tie burst.
+        The tie is the tick shared by at least half the page, if any: a tie burst.
         """
         stamps: list[int] = []
         count = 0
@@ -152,7 +155,7 @@ class PageStamps:
                 stamps.append(ms)
         if not stamps:
             return cls()
-        stamp, most = Counter(stamps).most_common(1)[0]
+        stamp, most = Counter(map(tick_floor, stamps)).most_common(1)[0]
         stamps.sort()
         return cls(stamp if most * 2 >= count else None, tuple(stamps))
 
@@ -176,7 +179,7 @@ def recut(
     """Cut a full window again where its page's stamps say, so no re-read is blind.
 
     The page is a sample of the window in key order, not change order (docs/acumatica-api.md §4):
-    - a dominant stamp (a tie burst) gets a 1 ms window of its own; bisecting down to it from
+    - a dominant stamp (a tie burst) gets a one-tick window of its own; bisecting down to it from
       a wide window would cost one wasted full page per halving, about 40 for decades;
     - over a measured density a full window is noise or a busy spell: cut at the page's
       median stamp, which halves its records whatever their order;
@@ -189,13 +192,15 @@ def recut(
     """
     tie, sample = page.tie, page.sample
     if tie is not None and window.start <= tie < window.end and window.splittable:
+        tie = max(window.start, tick_floor(tie))
+        after = min(next_tick(tie), window.end)
         parts = [
             Piece(Window(window.start, tie), region=True),
-            Piece(Window(tie, tie + PRECISION_MS)),
-            Piece(Window(tie + PRECISION_MS, window.end), region=True),
+            Piece(Window(tie, after)),
+            Piece(Window(after, window.end), region=True),
         ]
         return [p for p in parts if p.window.width > 0]
-    inside = [s for s in sample if window.start <= s < window.end]
+    inside = [tick_floor(s) for s in sample if window.start <= s < window.end]
     if planner.measured and len(inside) > 1:
         # Over a measured density, a full window is noise or a busy spell: halve its records.
         median = inside[len(inside) // 2]
@@ -208,8 +213,8 @@ def recut(
         planner.aim(cut - (window.start if hinted else inside[0]))
         first = Piece(Window(window.start, cut), hinted=True)
         return [first, Piece(Window(cut, window.end), region=True)]
-    # No usable stamps on the page: halve the time range (always progress: width >= 2 ms).
-    middle = window.start + window.width // 2
+    # No usable stamps on the page: halve the time range (always progress: more than a tick).
+    middle = max(next_tick(window.start), tick_floor(window.start + window.width // 2))
     return [
         Piece(Window(window.start, middle), region=True),
         Piece(Window(middle, window.end), region=True),

@@ -371,7 +371,7 @@ def test_login_limit_explains_seats(sandbox_factory: Callable[..., Sandbox]) -> 
     resp = get(first, box)
     assert resp.status_code == 200, resp.text
     second = auth.build_authenticator(cfg)
-    with pytest.raises(AuthError, match=r"API Login Limit.*seat.*10 minutes"):
+    with pytest.raises(AuthError, match=r"API Login Limit.*seat.*30 minutes"):
         get(second, box)
     first.sign_out()
     resp = get(second, box)

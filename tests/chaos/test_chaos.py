@@ -42,8 +42,8 @@ def test_kill9_at_random_points_then_resume_loses_nothing(
 ) -> None:
     """A chain of runs, each killed with SIGKILL at a random point and resumed from its STATE."""
     kills = size(8, 25)
-    # A killed process cannot sign out: its API seat stays taken (30-60 minutes idle), so the
-    # licence has a seat per kill.
+    # A killed process cannot sign out: its API seats (one per worker session, 2 by default)
+    # stay taken for 30-60 minutes idle, so the licence has two seats per kill.
     box = sandbox_factory(
         "--seed",
         "5",
@@ -52,7 +52,7 @@ def test_kill9_at_random_points_then_resume_loses_nothing(
         "--burst-size",
         "450",
         "--api-seats",
-        str(kills + 4),
+        str(2 * kills + 4),
     )
     config = tap_config(box, ENTITIES, page_size=150)
     truth = {e: {r["id"] for r in box.ground_truth(e)["live"]} for e in ENTITIES}

@@ -58,6 +58,9 @@ def test_first_run_complete_then_second_run_only_changes(sandbox_factory: Any) -
     time.sleep(0.01)  # the changes below get stamps later than the first run's end
     updated = sbx.admin("POST", "mutate", {"entity": "Customer", "op": "update", "count": 4})
     inserted = sbx.admin("POST", "mutate", {"entity": "SalesOrder", "op": "insert", "count": 3})
+    # The server's Date header has whole seconds and the tap never reads past the server's
+    # clock: let the next run start later, as a scheduled one would, not in the same second.
+    sbx.admin("POST", "clock", {"advance_seconds": 2})
     second = run_tap(config, state=state)
     assert second.returncode == 0, second.stderr[-3000:]
     assert _ids(second.records["Customer"]) == set(updated["ids"])
@@ -84,9 +87,12 @@ def test_utc_normalisation_and_select(sandbox: Sandbox) -> None:
     assert set(records[0]) <= {"id", "note", *keep, "LastModifiedDateTime"}
     queries = [q for q in sandbox.stats()["queries"][before:] if q["path"].endswith("/Customer")]
     assert queries
+    # The run's one time-semantics probe samples a record without a filter ($top=1).
+    assert [q["params"].get("$top") for q in queries if "$filter" not in q["params"]] == ["1"]
     for query in queries:
         assert set(query["params"]["$select"].split(",")) == {*keep, "LastModifiedDateTime"}
-        assert "LastModifiedDateTime ge datetimeoffset'" in query["params"]["$filter"]
+        if query["params"].get("$top") != "1":
+            assert "LastModifiedDateTime ge datetimeoffset'" in query["params"]["$filter"]
     # The sandbox serves America/New_York offsets; records carry the same instant in UTC.
     truth = {r["id"]: r["changed"] for r in sandbox.ground_truth("Customer")["live"]}
     for record in records:
@@ -110,10 +116,16 @@ def test_tie_burst_larger_than_page_size(sandbox: Sandbox) -> None:
     queries = [q for q in sandbox.stats()["queries"][before:] if q["path"].endswith("/SalesOrder")]
     paged = [q for q in queries if "$skip" in q["params"]]
     assert paged
-    for query in paged:  # $skip only inside a one-millisecond window
+    for query in paged:  # $skip only inside a window one 1/300 s tick wide (api.md §3)
         lo, hi = _window(query["params"]["$filter"])
-        assert hi - lo == 1
-    assert all(int(q["params"]["$top"]) == 400 for q in queries)
+        assert hi - lo in {3, 4}
+        assert lo % 10 in {0, 3, 7}
+        assert hi % 10 in {0, 3, 7}
+    # Every window was a page, but the run's one time-semantics probe: $top=1, then its window.
+    assert sorted(int(q["params"]["$top"]) for q in queries)[:2] == [1, 400]
+    assert sum(int(q["params"]["$top"]) != 400 for q in queries) == 1
+    # Tick-aligned windows: no record came back outside the window that returned it.
+    assert "outside the window" not in run.stderr
 
 
 def _window(text: str) -> tuple[int, int]:
@@ -173,6 +185,9 @@ def test_kill_mid_sync_and_resume_loses_nothing(sandbox_factory: Any) -> None:
         "8000",
         "--latency-ms",
         "20",
+        # The killed run's sessions (one per worker) keep their seats until they idle out.
+        "--api-seats",
+        "4",
     )
     config = tap_config(sbx, entities=["SalesOrder"], page_size=200)
     start = _now_ms(sbx)

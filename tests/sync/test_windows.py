@@ -15,10 +15,10 @@ from tap_acumatica.contract.stream import window_filter
 from tap_acumatica.errors import AcumaticaAPIError
 from tap_acumatica.http.client import encode_query
 from tap_acumatica.pool import DaemonPool
-from tap_acumatica.stamps import DAY_MS, iso_utc, parse_ms
+from tap_acumatica.stamps import DAY_MS, iso_utc, next_tick, parse_ms, tick_floor
 from tap_acumatica.sync.paging import page_consistently
 from tap_acumatica.sync.scheduler import WindowResult, fetch_in_order
-from tap_acumatica.sync.windows import Window, WindowPlanner
+from tap_acumatica.sync.windows import PRECISION_MS, Window, WindowPlanner
 
 
 def test_filter_literal_is_offset_qualified_and_encoded() -> None:
@@ -53,10 +53,12 @@ def test_utc_normalisation_of_offsets() -> None:
     assert to_utc(None) is None
 
 
-def test_one_millisecond_is_the_precision() -> None:
-    assert Window(7, 8).splittable is False
-    assert Window(7, 9).splittable is True
-    assert Window(7, 9).width == 2
+def test_one_tick_is_the_precision() -> None:
+    # SQL Server datetime: 1/300 s ticks, shown as ms ending in 0, 3 or 7 (api.md §3).
+    assert Window(7, 10).splittable is False
+    assert Window(7, 13).splittable is True
+    assert Window(10, 13).splittable is False
+    assert Window(7, 10).width == 3
 
 
 def test_planner_adapts_to_density() -> None:
@@ -84,7 +86,7 @@ def test_planner_adapts_to_density() -> None:
     planner.observe(Window(0, 8), 100, full=True)
     planner.observe(Window(0, 2), 100, full=True)
     planner.observe(Window(0, 1), 100, full=True)
-    assert planner.width == 1  # never below the precision
+    assert planner.width == PRECISION_MS  # never below the precision: one tick (<= 4 ms)
 
 
 def test_a_sliver_remainder_joins_the_window() -> None:
@@ -184,7 +186,8 @@ def test_tie_hint_isolates_the_burst() -> None:
     results = list(fetch_in_order(planner, 0, span, fetch, pool=DaemonPool(2, "t"), workers=2))
     assert sum(len(r.records) for r in results) == 520
     assert len(seen) < 10  # not ~40 halvings down to one millisecond
-    assert Window(tie, tie + 1) in [r.window for r in results]
+    low = tick_floor(tie)  # the burst's one-tick window (api.md §3: 1/300 s)
+    assert Window(low, next_tick(low)) in [r.window for r in results]
 
 
 def test_full_window_without_tie_is_re_cut() -> None:
