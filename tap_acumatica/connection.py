@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import _thread
 import atexit
+import concurrent.futures
 import datetime as dt
 import logging
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from tap_acumatica.auth.base import AcumaticaAuthenticator
 from tap_acumatica.auth.factory import build_authenticator
@@ -27,6 +28,7 @@ from tap_acumatica.settings import Settings
 from tap_acumatica.stamps import DEFAULT_START, to_ms
 
 LOGGER = logging.getLogger("tap-acumatica")
+T = TypeVar("T")
 
 
 class Connection:
@@ -114,6 +116,33 @@ class Connection:
             return to_ms(now - dt.timedelta(seconds=safety_lag_seconds))
         except OverflowError:  # a lag of millennia: nothing is old enough to read yet
             return to_ms(DEFAULT_START)
+
+    def in_two_sessions(self, fn: Callable[[], T]) -> tuple[T, T] | None:
+        """``fn`` run at once on two worker threads, in two different server sessions.
+
+        A barrier makes the two calls run on two worker threads, and every worker keeps its
+        own session (``auth/sessions.py``). None, with nothing sent, when the run has one
+        session (``max_concurrent_requests`` 1, an OAuth grant without ``api:concurrent_access``,
+        the licence refused the second) or a worker did not come within ``request_timeout``;
+        None as well when both calls ended up in one session. Exceptions of ``fn`` propagate.
+        """
+        lanes = self.authenticator.lanes
+        if lanes.alive < 2 or min(self.settings.max_concurrent_requests, lanes.size) < 2:
+            return None
+        barrier = threading.Barrier(2, timeout=self.settings.request_timeout)
+
+        def run() -> tuple[int, T]:
+            barrier.wait()
+            result = fn()
+            return lanes.current(), result  # the session the call ended in
+
+        futures = [self.pool.submit(run) for _ in range(2)]
+        concurrent.futures.wait(futures)
+        try:
+            (lane_a, first), (lane_b, second) = (f.result() for f in futures)
+        except threading.BrokenBarrierError:
+            return None
+        return (first, second) if lane_a != lane_b else None
 
     def close(self) -> None:
         """Stop all requests, then free every API seat the run took (also at process exit).

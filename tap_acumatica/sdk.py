@@ -9,11 +9,16 @@
 - ``singer_sdk.configuration._dict_config.parse_environment_config`` (:func:`env_config`): the
   SDK's own reading of ``TAP_ACUMATICA_*`` variables for ``--config ENV``, which the CLI needs
   before the SDK runs, to validate and redact.
+- ``Stream._tap`` and ``Stream._stream_maps`` (:func:`rekey`): the SDK's mapper takes a
+  stream's key properties from the catalog when the tap starts, and the SCHEMA message reads
+  them from there; a stream whose ids turn out to be session-scoped must be keyed otherwise
+  in the SCHEMA message still to come (``contract/ids.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from singer_sdk import Stream
@@ -29,3 +34,19 @@ def emit_state(stream: Stream) -> None:
 def env_config(schema: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """Settings from ``<prefix><SETTING>`` environment variables, typed by the schema."""
     return parse_environment_config(dict(schema), prefix)
+
+
+def rekey(stream: Stream, keys: Sequence[str], id_description: str) -> None:
+    """Key ``stream`` by ``keys`` in its SCHEMA message (not written yet); describe ``id``.
+
+    The mapper is registered anew, as at start-up, so a user's stream map (an alias,
+    ``__key_properties__``) still applies over the new key.
+    """
+    stream.primary_keys = list(keys)
+    mapper = stream._tap.mapper
+    raw = copy.deepcopy(mapper.stream_maps[stream.name][0].raw_schema)
+    props = raw.get("properties") or {}
+    if "id" in props:
+        props["id"] = {**props["id"], "description": id_description}
+    mapper.register_raw_stream_schema(stream.name, raw, list(keys))
+    stream._stream_maps = None  # read again from the mapper

@@ -11,7 +11,8 @@ from __future__ import annotations
 #: OpenAPI
 #: document, so they come from Acumatica's generated models. The stream's primary key stays
 #: ``id`` (the NoteID, stable across sessions and key renames); these are recorded in the schema
-#: and always added to ``$select``.
+#: and always added to ``$select``. A FULL_TABLE stream whose ids turn out to be session-scoped
+#: is keyed by these instead (``contract.ids``).
 NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "Account": ("AccountCD",),
     "Appointment": ("ServiceOrderType", "AppointmentNbr"),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from tap_acumatica.contract import registry
+from tap_acumatica.contract import ids, registry
 from tap_acumatica.contract.query import list_options, odata_literal
 from tap_acumatica.contract.records import (
     Converter,
@@ -151,6 +151,10 @@ class ContractStream(WindowedStream):
             what=f"{self.name} records",
         )
 
+    def first_page(self) -> list[dict[str, Any]]:
+        """The first list page (``$top`` = page size, no filter); thread-safe."""
+        return self._records({**self._query, "$top": self.settings.page_size})
+
     @override
     def fetch_window(self, window: Window) -> WindowResult:
         """One request, or a full re-read of a tie burst (records sharing one stamp)."""
@@ -268,7 +272,12 @@ class ContractStream(WindowedStream):
         The SDK ignores a bookmark whose ``replication_key`` differs from the stream's. A
         SalesOrder state written on 24.200.001 (``LastModified``) holds the same stamp that
         26.200.001 calls ``LastModifiedDateTime`` (docs/acumatica-api.md §1.1, §2.1).
+        It is also the SDK's last hook before the SCHEMA message: a FULL_TABLE stream's ids
+        are checked for stability there, and its key set (``contract.ids``).
         """
+        if not self.replication_key and self.selected:
+            self.prepare()  # the query and decoder the check's reads need
+            ids.settle_key(self)
         state = self.get_context_state(context)
         old = state.get("replication_key")
         new = self.replication_key

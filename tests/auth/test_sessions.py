@@ -8,6 +8,7 @@ another, never two sign-ins at once; fewer when the licence refuses one; all sig
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -132,11 +133,15 @@ def test_signal_mid_sync_signs_every_session_out(
     assert proc.stdout is not None
     seen = read_until(proc, '"RECORD"', '"STATE"')
     assert seen[-1], "the tap ended before committing a window"
+    # Keep reading its output: a tap whose stdout pipe is full stops sending requests.
+    rest: list[str] = []
+    drain = threading.Thread(target=lambda: rest.extend(proc.stdout or ()), daemon=True)
+    drain.start()
     assert wait_for(lambda: box.stats()["active_sessions"] == 4)  # all four workers sending
     assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)
-    proc.stdout.read()
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    drain.join(timeout=30)
     time.sleep(1.0)  # a GET arriving after its session's logout would have opened one by now
     stats = box.stats()
     assert stats["active_sessions"] == 0

@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--verbose", action="store_true", help="log every request (method, path, status) to stderr"
     )
+    g.add_argument(
+        "--legacy-odata",
+        action="store_true",
+        help="OData at the paths of instances before 2024 R2: /odata/<tenant>/<GI> (OData v3) "
+        "and /odatav4/<tenant>/<DAC>; the /t/<tenant>/api/odata paths then answer 404 "
+        "(default: the 2024 R2 paths only; api.md §8)",
+    )
     g = p.add_argument_group("data")
     g.add_argument(
         "--seed", type=int, default=1, help="seed of the generated data and client id (default 1)"
@@ -234,6 +241,7 @@ def options_from_args(ns: argparse.Namespace) -> Any:
         failing=failing.options_from_args(ns),
         endpoints=ns.endpoints,
         stamps=stamps.options_from_args(ns),
+        legacy_odata=ns.legacy_odata,
     )
 
 

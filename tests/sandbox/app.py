@@ -53,6 +53,7 @@ class Options:
     failing: FailingOptions = field(default_factory=FailingOptions)
     endpoints: list[str] = field(default_factory=lambda: list(DEFAULT_ENDPOINTS))  # api.md §1.1
     stamps: StampOptions = field(default_factory=StampOptions)  # issue 11 (stamps.py)
+    legacy_odata: bool = False  # api.md §8: pre-2024 R2 paths /odata, /odatav4 (odata.py)
 
 
 class Stats:

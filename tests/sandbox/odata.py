@@ -1,9 +1,13 @@
-"""OData v4 (api.md §8, §10): routing, Generic Inquiries, and the DAC service (odata_dac.py).
+"""OData (api.md §8, §10): routing, Generic Inquiries, and the DAC service (odata_dac.py).
 
 ``/t/{tenant}/api/odata/gi`` (service document), ``.../gi/$metadata`` (CSDL XML),
 ``.../gi/{GI}`` with ``$filter $orderby $top $skip $select`` (odata_query.py), and
 ``/t/{tenant}/api/odata/dac`` (service document, ``$metadata``,
 ``{DAC}/px.GetDeletedRecords()``). Bearer or basic auth.
+
+With ``--legacy-odata`` (instances before 2024 R2, api.md §8) the same services live at
+``/odata/{tenant}/…`` (the GIs, in OData v3) and ``/odatav4/{tenant}/…`` (the DACs), and the
+2024 R2 paths answer 404.
 """
 
 from __future__ import annotations
@@ -16,16 +20,21 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 from zoneinfo import ZoneInfo
 
-from tests.sandbox import Reply, json_reply, odata_dac
+from tests.sandbox import Reply, json_reply, not_found, odata_dac
 from tests.sandbox.auth import TENANT
 from tests.sandbox.odata_dac import tracked_dacs
 from tests.sandbox.odata_query import (
+    CSDL_V3_NS,
+    EDM,
+    EDM_V3,
     Column,
     ODataError,
     Query,
     csdl,
+    csdl_v3,
     entity_type,
     service_document,
+    service_document_v3,
 )
 
 if TYPE_CHECKING:
@@ -33,6 +42,9 @@ if TYPE_CHECKING:
 
 ODATA_JSON = "application/json; odata.metadata=minimal; charset=utf-8"
 ODATA_HEADERS = [("OData-Version", "4.0")]
+# api.md §8, legacy GI service (OData v3, WCF Data Services style): JSON light, minimal metadata
+V3_JSON = "application/json;odata=minimalmetadata;streaming=true;charset=utf-8"
+V3_HEADERS = [("DataServiceVersion", "3.0;")]
 
 
 @dataclass(frozen=True)
@@ -97,17 +109,51 @@ INQUIRIES = {
 }
 
 
-def odata_error(status: int, message: str, headers: list[tuple[str, str]] | None = None) -> Reply:
+def odata_error(
+    status: int, message: str, headers: list[tuple[str, str]] | None = None, *, v3: bool = False
+) -> Reply:
+    """An OData error body: v4 ``{"error": …}``, or v3 JSON light ``{"odata.error": …}``."""
+    if v3:  # OData v3 JSON: the message is a {lang, value} object (api.md §8: GI OData v3)
+        body = {"odata.error": {"code": "", "message": {"lang": "en-US", "value": message}}}
+        return json_reply(status, body, [*(headers or []), *V3_HEADERS])
     return json_reply(status, {"error": {"code": "", "message": message}}, headers)
 
 
 # ---------------------------------------------------------------- routing
 
 
-def route_odata(handler: Handler, method: str, tenant: str, segs: list[str]) -> Reply:
+@dataclass(frozen=True)
+class Service:
+    """One OData service of the instance: GI or DAC, where it lives, which protocol version."""
+
+    kind: str  # "gi" | "dac"
+    root: str  # absolute URL of the service root (service document)
+    v3: bool = False  # api.md §8: the legacy GI service speaks OData v3
+
+
+def route_odata_paths(handler: Handler, method: str, segs: list[str]) -> Reply:
+    """``/t/{tenant}/api/odata/{gi|dac}/…`` (2024 R2 on) or, with ``--legacy-odata``,
+    ``/odata/{tenant}/…`` (GI, OData v3) and ``/odatav4/{tenant}/…`` (DAC), api.md §8.
+
+    An instance has one set or the other: the paths of the other generation answer 404.
+    """
     app = handler.server.app
+    legacy = app.opt.legacy_odata
+    head = segs[0].lower()
+    if head == "t" and not legacy and [s.lower() for s in segs[2:4]] == ["api", "odata"]:
+        kind = segs[4].lower() if len(segs) > 4 else ""
+        root = f"{app.base_url}/t/{segs[1]}/api/odata/{kind}"
+        return _serve(handler, method, segs[1], Service(kind, root), segs[5:])
+    if head in ("odata", "odatav4") and legacy and len(segs) >= 2:
+        root = f"{app.base_url}/{head}/{segs[1]}"
+        kind = "gi" if head == "odata" else "dac"
+        return _serve(handler, method, segs[1], Service(kind, root, kind == "gi"), segs[2:])
+    return not_found(handler.stat_path)
+
+
+def _serve(handler: Handler, method: str, tenant: str, svc: Service, rest: list[str]) -> Reply:
     if tenant.lower() != TENANT.lower():
-        return odata_error(404, f"Tenant '{tenant}' was not found.")
+        return odata_error(404, f"Tenant '{tenant}' was not found.", v3=svc.v3)
     # api.md §8: basic auth (conventional user, no API seat) or an OAuth bearer.
     denied = handler.authenticate(allow_basic=True)
     if denied is not None:
@@ -115,29 +161,36 @@ def route_odata(handler: Handler, method: str, tenant: str, segs: list[str]) -> 
             denied.headers.append(("WWW-Authenticate", 'Basic realm="Acumatica"'))
         return denied
     if method != "GET":
-        return odata_error(405, "The OData service is read-only.")
-    base = f"{app.base_url}/t/{tenant}/api/odata"
-    kind, rest = (segs[0].lower(), segs[1:]) if segs else ("", [])
-    if kind == "gi":
-        if not rest:
-            return _reply(200, service_document(f"{base}/gi", list(INQUIRIES)))
-        if rest == ["$metadata"]:
-            return _xml(metadata_xml())
-        gi = _find_inquiry(rest[0])
-        if gi is None or len(rest) > 1:
-            return odata_error(404, f"Resource not found for the segment '{rest[0]}'.")
-        app.stats.query(handler.stat_path, handler.params)
-        return handler.limited(lambda: _guard(lambda: gi_data(handler, gi, base)), entity=gi.entity)
-    if kind == "dac":
-        return route_dac(handler, rest, base)
+        return odata_error(405, "The OData service is read-only.", v3=svc.v3)
+    if svc.kind == "dac":
+        return route_dac(handler, rest, svc.root)
+    if svc.kind == "gi":
+        return route_gi(handler, rest, svc)
     return odata_error(404, "Resource not found.")
 
 
-def route_dac(handler: Handler, rest: list[str], base: str) -> Reply:
+def route_gi(handler: Handler, rest: list[str], svc: Service) -> Reply:
+    """Generic Inquiries: service document, ``$metadata`` and inquiry rows (api.md §8)."""
+    if not rest:
+        if svc.v3:
+            return _reply_v3(200, service_document_v3(svc.root, list(INQUIRIES)))
+        return _reply(200, service_document(svc.root, list(INQUIRIES)))
+    if rest == ["$metadata"]:
+        return _xml(metadata_xml(v3=svc.v3), v3=svc.v3)
+    gi = _find_inquiry(rest[0])
+    if gi is None or len(rest) > 1:
+        return odata_error(404, f"Resource not found for the segment '{rest[0]}'.", v3=svc.v3)
+    handler.server.app.stats.query(handler.stat_path, handler.params)
+    return handler.limited(
+        lambda: _guard(lambda: gi_data(handler, gi, svc), v3=svc.v3), entity=gi.entity
+    )
+
+
+def route_dac(handler: Handler, rest: list[str], root: str) -> Reply:
     """The DAC service: service document, ``$metadata`` and ``px.GetDeletedRecords()`` (§10)."""
     app = handler.server.app
     if not rest:
-        return _reply(200, service_document(f"{base}/dac", [n for n, _d, _e in tracked_dacs()]))
+        return _reply(200, service_document(root, [n for n, _d, _e in tracked_dacs()]))
     if rest == ["$metadata"]:
         return _xml(odata_dac.metadata_xml())
     if len(rest) != 2 or rest[1].lower() != "px.getdeletedrecords()":
@@ -150,21 +203,31 @@ def route_dac(handler: Handler, rest: list[str], base: str) -> Reply:
     cutoff = app.clock.now() - dt.timedelta(days=app.opt.deleted_keep_days)
 
     def work() -> Reply:
-        body = odata_dac.deleted_records(app.dataset, cutoff, entity, handler.params, base)
+        body = odata_dac.deleted_records(app.dataset, cutoff, entity, handler.params, root)
         return _reply(200, body, len(body["value"]))
 
     return handler.limited(lambda: _guard(work), entity=entity)
 
 
-def _guard(work: Callable[[], Reply]) -> Reply:
+def _guard(work: Callable[[], Reply], *, v3: bool = False) -> Reply:
     try:
         return work()
     except ODataError as err:
+        if v3:
+            return odata_error(err.status, err.message, v3=True)
         return odata_error(err.status, err.message, ODATA_HEADERS)
 
 
-def _xml(text: str) -> Reply:
-    return Reply(200, text.encode(), "application/xml; charset=utf-8", list(ODATA_HEADERS))
+def _xml(text: str, *, v3: bool = False) -> Reply:
+    headers = V3_HEADERS if v3 else ODATA_HEADERS
+    return Reply(200, text.encode(), "application/xml; charset=utf-8", list(headers))
+
+
+def _reply_v3(status: int, obj: Any, records: int = 0) -> Reply:
+    reply = json_reply(status, obj, list(V3_HEADERS))
+    reply.content_type = V3_JSON
+    reply.records = records
+    return reply
 
 
 def _reply(status: int, obj: Any, records: int = 0) -> Reply:
@@ -181,13 +244,24 @@ def _find_inquiry(name: str) -> Inquiry | None:
     return None
 
 
-def metadata_xml() -> str:
-    """CSDL of the Generic Inquiries: one EntityType and EntitySet each (api.md §8)."""
-    types = "".join(entity_type(gi.name, gi.keys, gi.columns) for gi in INQUIRIES.values())
+def metadata_xml(*, v3: bool = False) -> str:
+    """CSDL of the Generic Inquiries: one EntityType and EntitySet each (api.md §8).
+
+    ``v3``: the legacy service's CSDL 3.0 (EDMX 1.0, ``Edm.DateTime`` for the tenant-local
+    date-times); the v4 service declares them ``Edm.DateTimeOffset``.
+    """
+    edm = EDM_V3 if v3 else EDM
+    types = "".join(entity_type(gi.name, gi.keys, gi.columns, edm) for gi in INQUIRIES.values())
     sets = "".join(
         f"<EntitySet Name={quoteattr(gi.name)} EntityType={quoteattr('Default.' + gi.name)}/>"
         for gi in INQUIRIES.values()
     )
+    if v3:
+        return csdl_v3(
+            f'<Schema Namespace="Default" xmlns="{CSDL_V3_NS}">{types}'
+            '<EntityContainer Name="Default" m:IsDefaultEntityContainer="true">'
+            f"{sets}</EntityContainer></Schema>"
+        )
     return csdl(
         '<Schema Namespace="Default" xmlns="http://docs.oasis-open.org/odata/ns/edm">'
         f'{types}<EntityContainer Name="Default">{sets}</EntityContainer></Schema>'
@@ -197,11 +271,11 @@ def metadata_xml() -> str:
 # ---------------------------------------------------------------- data
 
 
-def gi_data(handler: Handler, gi: Inquiry, base: str) -> Reply:
+def gi_data(handler: Handler, gi: Inquiry, svc: Service) -> Reply:
     app = handler.server.app
     tz = ZoneInfo(app.opt.tz)
     cols = {c.name: c for c in gi.columns}
-    query = Query(handler.params, cols, tz)
+    query = Query(handler.params, cols, tz, v3=svc.v3)
 
     def rows() -> Iterator[dict[str, Any]]:
         for raw in app.dataset.rows(gi.entity):
@@ -209,7 +283,9 @@ def gi_data(handler: Handler, gi: Inquiry, base: str) -> Reply:
 
     out = query.run(rows())
     value = [{k: _gi_out(row[k], cols[k]) for k in query.select} for row in out]
-    context = f"{base}/gi/$metadata#{gi.name}"
+    context = f"{svc.root}/$metadata#{gi.name}"
+    if svc.v3:  # OData v3 JSON light: "odata.metadata" where v4 has "@odata.context"
+        return _reply_v3(200, {"odata.metadata": context, "value": value}, len(value))
     return _reply(200, {"@odata.context": context, "value": value}, len(value))
 
 

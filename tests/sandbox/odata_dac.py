@@ -78,9 +78,13 @@ def metadata_xml() -> str:
 
 
 def deleted_records(
-    dataset: Dataset, cutoff: dt.datetime, entity: str, params: dict[str, str], base: str
+    dataset: Dataset, cutoff: dt.datetime, entity: str, params: dict[str, str], root: str
 ) -> dict[str, Any]:
-    """api.md §10: RefNoteID + DeleteDate of records deleted within "Days to Keep Records"."""
+    """api.md §10: RefNoteID + DeleteDate of records deleted within "Days to Keep Records".
+
+    ``root`` is the DAC service root: ``…/t/{tenant}/api/odata/dac`` or, on a legacy instance,
+    ``…/odatav4/{tenant}`` (api.md §8).
+    """
     cols = {c.name: c for c in DELETED_COLUMNS}
     query = Query(params, cols, dt.timezone.utc)
     items = sorted(dataset.deleted(entity), key=lambda item: (item[1], item[0]))
@@ -90,7 +94,7 @@ def deleted_records(
         {k: (_z(row[k]) if isinstance(row[k], dt.datetime) else row[k]) for k in query.select}
         for row in out
     ]
-    context = f"{base}/dac/$metadata#Collection(PX.Api.ODataV4.DeletedRecord)"
+    context = f"{root}/$metadata#Collection(PX.Api.ODataV4.DeletedRecord)"
     return {"@odata.context": context, "value": value}
 
 

@@ -34,6 +34,12 @@ EDM = {
 }
 
 
+# api.md §8, legacy GI service (OData v3): CSDL 3.0 types. GI date-times carry no offset, so
+# they are Edm.DateTime there (v4 has no such type and declares them Edm.DateTimeOffset).
+EDM_V3 = {**EDM, "DateTime": "Edm.DateTime"}
+CSDL_V3_NS = "http://schemas.microsoft.com/ado/2009/11/edm"
+
+
 class ODataError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -50,6 +56,26 @@ def csdl(*schemas: str) -> str:
     )
 
 
+def csdl_v3(*schemas: str) -> str:
+    """An OData v3 CSDL document (EDMX 1.0, ``m:DataServiceVersion="3.0"``), api.md §8."""
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<edmx:Edmx Version="1.0" xmlns:edmx="http://schemas.microsoft.com/ado/2007/06/edmx">'
+        '<edmx:DataServices m:DataServiceVersion="3.0" m:MaxDataServiceVersion="3.0" '
+        'xmlns:m="http://schemas.microsoft.com/ado/2007/08/dataservices/metadata">'
+        + "".join(schemas)
+        + "</edmx:DataServices></edmx:Edmx>"
+    )
+
+
+def service_document_v3(service: str, names: Iterable[str]) -> dict[str, Any]:
+    """An OData v3 JSON light service document: ``odata.metadata``, entries without ``kind``."""
+    return {
+        "odata.metadata": f"{service}/$metadata",
+        "value": [{"name": n, "url": n} for n in names],
+    }
+
+
 def service_document(service: str, names: Iterable[str]) -> dict[str, Any]:
     """The service document of ``service`` (``…/api/odata/gi`` or ``…/dac``): its entity sets."""
     return {
@@ -58,12 +84,15 @@ def service_document(service: str, names: Iterable[str]) -> dict[str, Any]:
     }
 
 
-def entity_type(name: str, keys: Iterable[str], cols: Iterable[Column]) -> str:
-    """A CSDL ``<EntityType>``: key fields are non-nullable."""
+def entity_type(
+    name: str, keys: Iterable[str], cols: Iterable[Column], edm: dict[str, str] | None = None
+) -> str:
+    """A CSDL ``<EntityType>``: key fields are non-nullable; ``edm`` maps column types."""
     keys = list(keys)
+    types = edm or EDM
     refs = "".join(f"<PropertyRef Name={quoteattr(k)}/>" for k in keys)
     props = "".join(
-        f"<Property Name={quoteattr(c.name)} Type={quoteattr(EDM[c.type])}"
+        f"<Property Name={quoteattr(c.name)} Type={quoteattr(types[c.type])}"
         + (' Nullable="false"' if c.name in keys else "")
         + "/>"
         for c in cols
@@ -78,7 +107,9 @@ KNOWN = {"$filter", "$orderby", "$top", "$skip", "$select", "$format", "$skiptok
 class Query:
     """$filter / $orderby / $skip / $top / $select over flat rows."""
 
-    def __init__(self, params: dict[str, str], cols: dict[str, Column], tz: dt.tzinfo) -> None:
+    def __init__(
+        self, params: dict[str, str], cols: dict[str, Column], tz: dt.tzinfo, *, v3: bool = False
+    ) -> None:
         for name in params:
             if name in UNSUPPORTED:
                 raise ODataError(400, f"The query parameter '{name}' is not supported.")
@@ -87,7 +118,9 @@ class Query:
         self.cols = cols
         self.tz = tz
         self.filter = (
-            FilterParser(params["$filter"], cols, tz).parse() if params.get("$filter") else None
+            FilterParser(params["$filter"], cols, tz, v3=v3).parse()
+            if params.get("$filter")
+            else None
         )
         self.order = self._orderby(params.get("$orderby", ""))
         self.top = _nonneg(params, "$top")
@@ -170,12 +203,20 @@ Pred = Callable[[dict[str, Any]], Any]
 
 
 class FilterParser:
-    """A small OData $filter parser (v4 syntax; v3 typed literals tolerated)."""
+    """A small OData $filter parser (v4 syntax; v3 typed literals tolerated).
 
-    def __init__(self, text: str, cols: dict[str, Column], tz: dt.tzinfo) -> None:
+    ``v3`` (the legacy GI service, api.md §8) speaks OData v3 only: date-times are typed
+    literals (``datetime'2024-01-01T00:00:00'``, ``datetimeoffset'…'``), a bare ISO date-time
+    is a syntax error and ``contains`` (v4) an unknown function (v3 has ``substringof``).
+    """
+
+    def __init__(
+        self, text: str, cols: dict[str, Column], tz: dt.tzinfo, *, v3: bool = False
+    ) -> None:
         self.text = text
         self.cols = cols
         self.tz = tz
+        self.v3 = v3
         self.tokens: list[tuple[str, str]] = []
         pos = 0
         text = text.rstrip()
@@ -184,6 +225,8 @@ class FilterParser:
             if not m or m.end() == pos:
                 raise ODataError(400, f"Syntax error at position {pos} in '{self.text}'.")
             kind = m.lastgroup or ""
+            if v3 and kind == "dt":  # OData v3 has no bare date-time literals
+                raise ODataError(400, f"Syntax error at position {pos} in '{self.text}'.")
             self.tokens.append((kind, m.group(kind)))
             pos = m.end()
         self.i = 0
@@ -300,6 +343,8 @@ class FilterParser:
             if low == "null":
                 return (lambda r: None), None
             if low in FUNCS and self._peek() == ("punct", "("):
+                if self.v3 and low == "contains":
+                    raise ODataError(400, f"Unknown function '{text}'.")
                 return self._function(low), None
             if text not in self.cols:
                 raise ODataError(400, f"Could not find a property named '{text}'.")

@@ -1,12 +1,14 @@
 """The sandbox HTTP server: plumbing, top-level routing, license limits, faults and request stats.
 
 The routes themselves live in rest.py (``/entity``), identity.py (``/identity``), odata.py
-(``/t/{tenant}/api/odata``) and admin.py (``/_sandbox``).
+(``/t/{tenant}/api/odata``; ``/odata``, ``/odatav4`` with ``--legacy-odata``) and admin.py
+(``/_sandbox``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import logging
 import socket
@@ -24,7 +26,7 @@ from tests.sandbox.errors import ApiError
 from tests.sandbox.faults import canned
 from tests.sandbox.identity import route_identity
 from tests.sandbox.limits import DeclinedError
-from tests.sandbox.odata import route_odata
+from tests.sandbox.odata import route_odata_paths
 from tests.sandbox.rest import route_entity
 
 log = logging.getLogger("tests.sandbox")
@@ -68,6 +70,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Silence the default access log (it would print query strings)."""
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header on the instance's clock: the virtual one that stamps records.
+
+        A real server's ``Date`` and its change stamps come from one clock (api.md §3); the
+        stdlib would use the real time, which an advanced virtual clock runs ahead of.
+        """
+        now = self.server.app.clock.time() if timestamp is None else timestamp
+        return email.utils.formatdate(now, usegmt=True)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -156,6 +167,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for name, value in [*reply.headers, *self.set_cookies]:
             self.send_header(name, value)
+        connection = self._connection_header()
+        if connection:
+            self.send_header("Connection", connection)
         self.end_headers()
         if self.command == "HEAD":
             return
@@ -166,6 +180,28 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _connection_header(self) -> str | None:
+        """The answer's ``Connection`` header; sets ``close_connection`` for ``close``.
+
+        RFC 9112 §9.6: a server that closes after the answer says ``Connection: close``, and a
+        request with ``close`` in its ``Connection`` header (any token of a list) is the last
+        one of its connection. The stdlib closes after such a request (only when the header is
+        exactly ``close``) but does not say so; HTTP/1.0 requests close unless they ask for
+        keep-alive, which the answer then confirms.
+        """
+        tokens = {
+            token.strip().lower()
+            for value in self.headers.get_all("Connection") or []
+            for token in value.split(",")
+        }
+        if "close" in tokens:
+            self.close_connection = True
+        if self.close_connection:
+            return "close"
+        if self.request_version == "HTTP/1.0":
+            return "keep-alive"
+        return None
 
     def _reset_after(self, partial: bytes) -> None:
         """Write part of the body, then abort the TCP connection (RST via SO_LINGER 0)."""
@@ -216,13 +252,8 @@ class Handler(BaseHTTPRequestHandler):
             return route_entity(self, method, segs[1:])
         if head == "identity":
             return route_identity(self, method, segs[1:])
-        if (
-            head == "t"
-            and len(segs) >= 4
-            and segs[2].lower() == "api"
-            and segs[3].lower() == "odata"
-        ):
-            return route_odata(self, method, segs[1], segs[4:])
+        if head in ("t", "odata", "odatav4"):  # api.md §8: current or legacy OData paths
+            return route_odata_paths(self, method, segs)
         return not_found(raw_path)
 
     # ------------------------------------------------------------------ sessions (api.md §6)
