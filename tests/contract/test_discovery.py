@@ -234,7 +234,9 @@ def test_discover_sandbox_all_entities(sandbox: Sandbox) -> None:
     catalog = discover(config)
     by_name = {s["tap_stream_id"]: s for s in catalog["streams"]}
     assert "SalesPricesInquiry" not in by_name  # inquiry: needs PUT
-    assert by_name["SalesOrder"]["replication_key"] == "LastModified"
+    # The default sandbox is a 2026 R2 instance: the tap reads its contract-5 endpoint.
+    assert "(Default/26.200.001)" in by_name["SalesOrder"]["schema"]["description"]
+    assert by_name["SalesOrder"]["replication_key"] == "LastModifiedDateTime"
     assert by_name["StockItem"]["replication_key"] == "LastModifiedDateTime"
     assert by_name["Subaccount"].get("replication_key") is None
     assert by_name["Subaccount"]["replication_method"] == "FULL_TABLE"
@@ -270,11 +272,11 @@ def test_unknown_custom_field_is_a_clear_error(sandbox: Sandbox) -> None:
 
 
 def test_unknown_endpoint_version_error(sandbox: Sandbox) -> None:
-    run = run_tap(tap_config(sandbox, endpoint_version="25.200.001"), args=("--discover",))
+    run = run_tap(tap_config(sandbox, endpoint_version="22.200.001"), args=("--discover",))
     assert run.returncode == 1
     line = run.stderr.strip().splitlines()[-1]
-    assert line.startswith("tap-acumatica: endpoint_version '25.200.001'")
-    assert "23.200.001, 24.200.001" in line
+    assert line.startswith("tap-acumatica: endpoint_version '22.200.001'")
+    assert "23.200.001, 24.200.001, 25.200.001, 26.200.001" in line
     assert "Traceback" not in run.stderr
 
 

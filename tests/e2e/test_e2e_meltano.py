@@ -266,6 +266,12 @@ def test_quick_start_demo_runs_and_reports_what_landed(meltano: Meltano) -> None
     assert "SalesOrder" not in second
     assert re.search(r"^  Customer +LastModifiedDateTime >= \d{4}-", out, re.MULTILINE), "bookmarks"
     assert "Sandbox stopped." in out
+    # The preflight names the unreadable streams, why, and what to do (403, module not set up).
+    employee = next(line for line in out.splitlines() if line.strip().startswith("Employee"))
+    assert " no " in employee
+    assert "403" in employee
+    project = next(line for line in out.splitlines() if line.strip().startswith("Project"))
+    assert "Preferences" in project
     assert "API sessions left open on the sandbox: 0" in out
     for prefix in ("sbxpw-", "sbxcs-", "sbxat-", "sbxrt-"):
         assert prefix not in out + proc.stderr

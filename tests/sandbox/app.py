@@ -12,7 +12,7 @@ from typing import Any
 
 from tests.sandbox.auth import AuthOptions
 from tests.sandbox.clock import VirtualClock
-from tests.sandbox.contract5 import DEFAULT_ENDPOINTS
+from tests.sandbox.contract5 import LEGACY_ENDPOINTS
 from tests.sandbox.data import Dataset
 from tests.sandbox.failing import Failing, FailingOptions
 from tests.sandbox.faults import Faults
@@ -51,7 +51,8 @@ class Options:
     serialise_sessions: bool = True  # api.md §6; False = --parallel-in-session
     auth: AuthOptions = field(default_factory=AuthOptions)
     failing: FailingOptions = field(default_factory=FailingOptions)
-    endpoints: list[str] = field(default_factory=lambda: list(DEFAULT_ENDPOINTS))  # api.md §1.1
+    # api.md §1.1; the command line defaults to a 2026 R2 instance (contract5.DEFAULT_ENDPOINTS)
+    endpoints: list[str] = field(default_factory=lambda: list(LEGACY_ENDPOINTS))
     stamps: StampOptions = field(default_factory=StampOptions)  # issue 11 (stamps.py)
     legacy_odata: bool = False  # api.md §8: pre-2024 R2 paths /odata, /odatav4 (odata.py)
 

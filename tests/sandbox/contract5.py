@@ -38,10 +38,11 @@ if TYPE_CHECKING:
 V25 = "25.200.001"
 V26 = "26.200.001"
 KNOWN = (V23, V24, V25, V26)
-#: today's list (the tap picks the highest version and does not speak contract 5 yet); issue 11
-#: makes R2026 the default once it does.
-DEFAULT_ENDPOINTS = tuple(VERSIONS)
 R2026 = KNOWN  # api.md §1.1: a 2026 R2 instance lists Default 20…26.200.001 (we serve 23…26)
+#: A 2026 R2 instance, as current real ones are (the sandbox's command line default).
+DEFAULT_ENDPOINTS = R2026
+#: In-process datasets (unit tests of the data layer) keep the two versions they were built on.
+LEGACY_ENDPOINTS = tuple(VERSIONS)
 CONTRACT5 = frozenset({V26})
 
 # api.md §1.1: these fields became single-selects in 26.200.001 (where they have a fixed list)

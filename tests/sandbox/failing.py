@@ -79,6 +79,12 @@ class FailingOptions:
 
 
 # ---------------------------------------------------------------------------- command line
+#: The command line's defaults (in-process ``FailingOptions`` default to none).
+DEFAULT_FORBIDDEN = frozenset({"Employee"})
+DEFAULT_NOT_SET_UP = frozenset({"Project"})
+DEFAULT_OPTIMIZATION_ERROR = frozenset({"Payment"})
+
+
 def entity_list(text: str) -> frozenset[str]:
     """``"A,B"`` → ``{"A", "B"}``; every name must be a sandbox entity (exact spelling)."""
     names = frozenset(n.strip() for n in text.split(",") if n.strip())
@@ -101,27 +107,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``failing entities and users`` option group of ``python -m tests.sandbox``."""
     g = parser.add_argument_group("failing entities and users (issue 11; README 'Failing')")
     none = frozenset[str]()
+    # Defaults: one entity each, none of them selected by the README demo, so `*.*` on the
+    # default sandbox meets all three, as it would on many real instances (api.md §4, §9).
     g.add_argument(
         "--forbidden",
         type=entity_list,
-        default=none,
+        default=DEFAULT_FORBIDDEN,
         metavar="E,…",
-        help="entities whose screen the user may not open: every request → 403 (default none)",
+        help="entities whose screen the user may not open: every request → 403 "
+        f"(default {','.join(sorted(DEFAULT_FORBIDDEN))}; '' for none)",
     )
     g.add_argument(
         "--not-set-up",
         type=entity_list,
-        default=none,
+        default=DEFAULT_NOT_SET_UP,
         metavar="E,…",
-        help="entities whose module is not set up: 500 PXSetupNotEnteredException (default none)",
+        help="entities whose module is not set up: 500 PXSetupNotEnteredException "
+        f"(default {','.join(sorted(DEFAULT_NOT_SET_UP))}; '' for none)",
     )
     g.add_argument(
         "--optimization-error",
         type=entity_list,
-        default=none,
+        default=DEFAULT_OPTIMIZATION_ERROR,
         metavar="E,…",
         help="entities whose list GET with $select → 500 'Optimization cannot be performed' "
-        "(default none)",
+        f"(default {','.join(sorted(DEFAULT_OPTIMIZATION_ERROR))}; '' for none)",
     )
     g.add_argument(
         "--unstable-ids",

@@ -51,10 +51,10 @@ def _refused(r: requests.Response, needle: str) -> None:
     assert needle in body["exceptionMessage"]
 
 
-def test_default_endpoints_are_unchanged(sandbox: Sandbox) -> None:
-    # the tap picks the highest version and does not speak contract 5 yet (README)
+def test_default_is_a_2026_r2_instance(sandbox: Sandbox) -> None:
+    # api.md §1.1: current instances list Default up to 26.200.001 (contract 5)
     listed = requests.get(f"{sandbox.url}/entity", timeout=30).json()["endpoints"]
-    assert [e["version"] for e in listed] == ["23.200.001", "24.200.001"]
+    assert [e["version"] for e in listed] == FOUR.split(",")
 
 
 def test_endpoints_flag_lists_the_versions(c5: Client) -> None:

@@ -92,19 +92,28 @@ def test_forbidden_not_set_up_and_optimization_errors(sandbox_factory: SandboxFa
     assert {"Employee", "Project", "JournalTransaction"} <= set(doc["components"]["schemas"])
 
 
-def test_defaults_fail_nothing_and_unknown_names_are_refused(
+def test_defaults_fail_one_entity_each_and_unknown_names_are_refused(
     sandbox_factory: SandboxFactory,
 ) -> None:
     sbx = sandbox_factory("--records", "20")
     s, status, _ = sign_in(sbx)
     assert status == 204
-    for entity, key in (
-        ("Employee", "EmployeeID"),
-        ("Project", "ProjectID"),
-        ("JournalTransaction", "BatchNbr"),
-        ("Payment", "ReferenceNbr"),
+    for entity, key, expected in (
+        ("Employee", "EmployeeID", 403),  # --forbidden Employee
+        ("Project", "ProjectID", 500),  # --not-set-up Project
+        ("JournalTransaction", "BatchNbr", 200),
+        ("Payment", "ReferenceNbr", 500),  # --optimization-error Payment: only with $select
     ):
         r = s.get(f"{sbx.url}{V}/{entity}?$top=1&$select={key}", timeout=30)
+        assert r.status_code == expected, (entity, r.text)
+    assert s.get(f"{sbx.url}{V}/Payment?$top=1", timeout=30).status_code == 200
+    none = sandbox_factory(
+        "--records", "20", "--forbidden", "", "--not-set-up", "", "--optimization-error", ""
+    )
+    s, status, _ = sign_in(none)
+    assert status == 204
+    for entity, key in (("Employee", "EmployeeID"), ("Project", "ProjectID"), ("Payment", "Type")):
+        r = s.get(f"{none.url}{V}/{entity}?$top=1&$select={key}", timeout=30)
         assert r.status_code == 200, (entity, r.text)
     assert sbx.stats()["failed_logins"] == 0
     proc = subprocess.run(

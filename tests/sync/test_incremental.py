@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import tempfile
 import threading
@@ -92,7 +93,9 @@ def test_utc_normalisation_and_select(sandbox: Sandbox) -> None:
     for query in queries:
         assert set(query["params"]["$select"].split(",")) == {*keep, "LastModifiedDateTime"}
         if query["params"].get("$top") != "1":
-            assert "LastModifiedDateTime ge datetimeoffset'" in query["params"]["$filter"]
+            # The default sandbox is 2026 R2: contract 5's bare literals (api.md §1.1).
+            assert re.search(r"LastModifiedDateTime ge \d{4}-", query["params"]["$filter"])
+            assert "datetimeoffset" not in query["params"]["$filter"]
     # The sandbox serves America/New_York offsets; records carry the same instant in UTC.
     truth = {r["id"]: r["changed"] for r in sandbox.ground_truth("Customer")["live"]}
     for record in records:
@@ -129,8 +132,10 @@ def test_tie_burst_larger_than_page_size(sandbox: Sandbox) -> None:
 
 
 def _window(text: str) -> tuple[int, int]:
-    parts = text.split("datetimeoffset'")
-    lo, hi = parse_ms(parts[1].split("'")[0]), parse_ms(parts[2].split("'")[0])
+    """The bounds of ``F ge A and F lt B`` with contract 4's or contract 5's literals."""
+    stamps = re.findall(r"\b(?:ge|lt) (?:datetimeoffset')?([0-9][0-9T:.+\-Z]+)", text)
+    assert len(stamps) == 2, text
+    lo, hi = parse_ms(stamps[0]), parse_ms(stamps[1])
     assert lo is not None
     assert hi is not None
     return lo, hi
@@ -253,7 +258,12 @@ def test_sigterm_writes_state_and_signs_out(sandbox_factory: Any) -> None:
 def test_fatal_error_signs_out_and_names_the_request(sandbox_factory: Any) -> None:
     faults = {"optimization": {"Customer": ["MainContact"]}}
     sbx = sandbox_factory("--seed", "2", "--records", "50", "--faults", json.dumps(faults))
-    config = tap_config(sbx, entities=["Customer"], expand={"Customer": ["MainContact"]})
+    config = tap_config(
+        sbx,
+        entities=["Customer"],
+        expand={"Customer": ["MainContact"]},
+        endpoint_version="24.200.001",  # the fault schedule speaks contract 4's $expand
+    )
     run = run_tap(config)
     assert run.returncode == 1
     line = run.stderr.strip().splitlines()[-1]
