@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import requests
 
-from tap_acumatica.contract.endpoint import Endpoint
 from tap_acumatica.contract.stream import ContractStream
 from tap_acumatica.errors import (
     EntityUnavailableError,
@@ -23,7 +22,7 @@ from tap_acumatica.sync.progress import Progress
 from tap_acumatica.sync.report import RunReport
 from tap_acumatica.sync.scheduler import WindowResult
 from tap_acumatica.sync.windows import PageStamps, Window, WindowPlanner, recut
-from tap_acumatica.tap import TapAcumatica
+from tests.sync.offline import offline_stream
 
 SCHEMA = {
     "type": "object",
@@ -89,24 +88,7 @@ def test_a_tie_gets_a_window_one_tick_wide() -> None:
 
 @pytest.fixture
 def stream() -> ContractStream:
-    tap = TapAcumatica(
-        config={
-            "base_url": "http://127.0.0.1:9",
-            "auth_method": "cookie",
-            "username": "u",
-            "password": "p",
-        },
-        setup_mapper=False,
-    )
-    return ContractStream(
-        tap,
-        connection=tap.connection,
-        settings=tap.settings,
-        endpoint=Endpoint(tap.connection, "Default", None),
-        name="SalesOrder",
-        schema=SCHEMA,
-        replication_key="LastModified",
-    )
+    return offline_stream(SCHEMA)
 
 
 def _rec(rid: str, ms: int) -> dict[str, Any]:

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from singer_sdk.singerlib import Catalog
 
-from tap_acumatica.contract.endpoint import Endpoint
 from tap_acumatica.contract.stream import ContractStream
 from tap_acumatica.stamps import iso_utc
 from tap_acumatica.sync.progress import Progress
 from tap_acumatica.sync.scheduler import WindowResult
 from tap_acumatica.sync.windows import Window, WindowPlanner
 from tap_acumatica.tap import TapAcumatica
+from tests.sync.offline import offline_stream
 
 SCHEMA = {
     "type": "object",
@@ -59,25 +59,7 @@ SCHEMA = {
 
 @pytest.fixture
 def stream() -> ContractStream:
-    tap = TapAcumatica(
-        config={
-            "base_url": "http://127.0.0.1:9",
-            "auth_method": "cookie",
-            "username": "u",
-            "password": "p",
-        },
-        setup_mapper=False,
-    )
-    return ContractStream(
-        tap,
-        connection=tap.connection,
-        settings=tap.settings,
-        endpoint=Endpoint(tap.connection, "Default", None),
-        name="SalesOrder",
-        schema=SCHEMA,
-        replication_key="LastModified",
-        natural_keys=("OrderType", "OrderNbr"),
-    )
+    return offline_stream(SCHEMA, natural_keys=("OrderType", "OrderNbr"))
 
 
 def test_query_options_from_schema_and_selection(stream: ContractStream) -> None:
