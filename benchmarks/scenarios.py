@@ -56,6 +56,9 @@ def tap_config(sbx: Sandbox, entities: list[str], **extra: Any) -> dict[str, Any
         "tenant": creds["tenant"],
         "entities": entities,
         "progress_interval_seconds": 3600,
+        # The reference clients (passthrough, SDK defaults) speak contract 4: the tap reads the
+        # same endpoint, so every contender is measured on the same pages.
+        "endpoint_version": "24.200.001",
     }
     config.update(extra)
     return config

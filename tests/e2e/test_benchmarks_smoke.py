@@ -31,7 +31,9 @@ def test_benchmark_harness_runs_end_to_end(tmp_path: Path) -> None:
     lines = proc.stdout.strip().splitlines()
     m = P1_LINE.match(lines[-1])
     assert m, lines[-3:]
-    assert float(m.group(1)) > 0
+    # At tiny sizes a client's marginal CPU can fall inside the measurement noise, so the
+    # ratio may print as 0.00: only its presence and form are checked (no speed here).
+    assert float(m.group(1)) >= 0
 
     report = out.read_text(encoding="utf-8")
     for heading in ("# Performance", "## Goals", "## P1", "## P2", "## P3", "## P4"):
