@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,7 +17,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 import requests
 
-from tests.support import REPO, Sandbox, password_grant
+from tests.support import Sandbox, password_grant
 
 EDM4 = "{http://docs.oasis-open.org/odata/ns/edm}"
 EDM3 = "{http://schemas.microsoft.com/ado/2009/11/edm}"
@@ -319,15 +317,3 @@ def test_legacy_odata_under_a_site_path(sandbox_factory: Callable[..., Sandbox])
     doc = get(box, "/odatav4/Company").json()
     assert doc["@odata.context"] == f"{box.url}/odatav4/Company/$metadata"
     assert requests.get(f"{box.root}/odata/Company", timeout=30).status_code == 404
-
-
-def test_help_documents_legacy_odata() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "tests.sandbox", "--help"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    assert "--legacy-odata" in out

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support import Sandbox, wait_for
+from tests.support import Sandbox, password_grant, wait_for
 
 V24 = "/entity/Default/24.200.001"
 LIST = f"{V24}/Customer?$top=1"
@@ -33,21 +33,8 @@ def login(sbx: Sandbox) -> requests.Session:
 
 
 def grant(sbx: Sandbox, scope: str) -> dict[str, Any]:
-    c = sbx.credentials()
-    r = requests.post(
-        f"{sbx.url}/identity/connect/token",
-        data={
-            "grant_type": "password",
-            "client_id": c["client_id"],
-            "client_secret": c["client_secret"],
-            "username": c["username"],
-            "password": c["password"],
-            "scope": scope,
-        },
-        timeout=30,
-    )
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
+    body = password_grant(sbx, scope)
+    assert "access_token" in body, body
     return body
 
 
