@@ -32,6 +32,7 @@ DEFAULTS: Mapping[str, Any] = {
     "backoff_base_seconds": 1.0,
     "login_limit_wait_seconds": 1800,
     "lookback_minutes": 0,
+    "expand_lookback_days": 0,
     "safety_lag_seconds": 300,
     "progress_interval_seconds": 30,
     "user_agent": f"tap-acumatica/{__version__}",
@@ -67,6 +68,7 @@ class Settings:
     expand: Mapping[str, tuple[str, ...]]
     custom_fields: Mapping[str, Any]
     lookback_minutes: float
+    expand_lookback_days: float
     safety_lag_seconds: float
     progress_interval_seconds: float
     user_agent: str | None
@@ -95,6 +97,7 @@ class Settings:
             expand={k: tuple(v) for k, v in expand.items()},
             custom_fields=dict(config.get("custom_fields") or {}),
             lookback_minutes=float(value(config, "lookback_minutes")),
+            expand_lookback_days=float(value(config, "expand_lookback_days")),
             safety_lag_seconds=float(value(config, "safety_lag_seconds")),
             progress_interval_seconds=float(value(config, "progress_interval_seconds")),
             user_agent=config.get("user_agent") or None,

@@ -158,6 +158,14 @@ def _run_properties(th: ModuleType) -> list[Property[Any]]:
             "commit long after they stamp their records).",
         ),
         _prop(
+            "expand_lookback_days",
+            integer(minimum=0, maximum=3650),
+            "For incremental streams with expand: re-read this many days before the bookmark on "
+            "every run, so a detail line, contact or address edited within that many days of its "
+            "record's own last change is picked up (such edits do not move the record's change "
+            "field). Costs a re-read of every record changed in those days, on every run. 0 = off.",
+        ),
+        _prop(
             "safety_lag_seconds",
             integer(minimum=0),
             "Read only up to this many seconds before the sync started; newer changes are read on "

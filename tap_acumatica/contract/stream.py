@@ -28,7 +28,7 @@ from tap_acumatica.contract.records import (
 from tap_acumatica.errors import AcumaticaAPIError, OptimizationError
 from tap_acumatica.sync.paging import page_consistently
 from tap_acumatica.sync.scheduler import WindowResult
-from tap_acumatica.sync.stream import WindowedStream
+from tap_acumatica.sync.stream import WindowedStream, minus_lookback
 from tap_acumatica.sync.windows import PageStamps, Window
 
 if sys.version_info >= (3, 12):
@@ -37,6 +37,8 @@ else:
     from typing_extensions import override
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
@@ -242,28 +244,55 @@ class ContractStream(WindowedStream):
                 )
         return True
 
+    def _expanded_members(self) -> list[str]:
+        """The selected detail/linked members this stream reads with ``$expand``."""
+        props: Mapping[str, Any] = self.schema.get("properties") or {}
+        return [
+            n for n, p in props.items() if n not in _SYSTEM and _is_member(p) and self._selected(n)
+        ]
+
     def _warn_detail_freshness(self) -> None:
         """Once per run: an incremental stream with ``expand`` misses detail-only edits (§3)."""
         if self._expand_warned or not self.replication_key:
             return
-        props: Mapping[str, Any] = self.schema.get("properties") or {}
-        members = [
-            n for n, p in props.items() if n not in _SYSTEM and _is_member(p) and self._selected(n)
-        ]
+        members = ", ".join(self._expanded_members())
         if not members:
             return
         self._expand_warned = True
+        days = self.settings.expand_lookback_days
+        cover = (
+            f"re-reading {days:g} days before the bookmark (expand_lookback_days) catches such "
+            "an edit only while the record's own change is that recent"
+            if days
+            else "set expand_lookback_days to re-read recent records on every run"
+        )
         self.logger.warning(
             "%s: incremental on %s with expand %s: an edit to only an expanded detail line, "
             "linked entity, contact or address does not move %s (docs/acumatica-api.md §3), so "
             "the changed %s arrive only when the record itself next changes or on a full "
-            "refresh of the stream",
+            "refresh of the stream; %s",
             self.name,
             self.replication_key,
-            ", ".join(members),
+            members,
             self.replication_key,
-            ", ".join(members),
+            members,
+            cover,
         )
+
+    @override
+    def get_starting_timestamp(self, context: Context | None) -> dt.datetime | None:
+        """The bookmark, ``expand_lookback_days`` earlier for a stream with ``expand``.
+
+        Why: a detail-only edit leaves the header's stamp alone (docs/acumatica-api.md §3), so
+        re-reading recent headers is the only way this dialect can see it. Only a resumed sync
+        moves back; the first one starts at ``start_date`` as configured.
+        """
+        start = super().get_starting_timestamp(context)
+        days = self.settings.expand_lookback_days
+        resumed = self.get_context_state(context).get("replication_key_value") is not None
+        if start is None or not days or not resumed or not self._expanded_members():
+            return start
+        return minus_lookback(start, days * 24 * 60)
 
     @override
     def get_replication_key_signpost(self, context: Context | None = None) -> None:
