@@ -6,6 +6,8 @@ keyed by such an id would give a target a new row for every record on every run.
 FULL_TABLE stream's first sync, its first page is read in two server sessions at once; when
 the same natural keys carry different ids the ids are session-scoped. The verdict is kept in
 the stream's state (:data:`VERDICT`, next to the bookmarks) and later runs do not check again.
+A run with one session cannot compare: a stream with a known natural key is then keyed by it as
+a precaution (verdict :data:`UNVERIFIED`), since a wrong guess the other way duplicates rows.
 An unstable stream is keyed by its natural key in the SCHEMA message; ``id`` stays in the
 records, described as session-scoped.
 """
@@ -21,11 +23,15 @@ from tap_acumatica.errors import AcumaticaAPIError, ShuttingDownError
 if TYPE_CHECKING:
     from tap_acumatica.contract.stream import ContractStream
 
-#: The stream state's key for the verdict: True (session-scoped ids) or False (stable).
+#: The stream state's key for the verdict: True (session-scoped ids), False (stable), or
+#: :data:`UNVERIFIED`.
 VERDICT = "ids_unstable"
+#: The run had one server session, so the ids could not be compared; a stream with a known
+#: natural key is keyed by it anyway, since session-scoped ids would duplicate every row.
+UNVERIFIED = "unverified"
 
 ID_DESCRIPTION = (
-    "Record id of one Acumatica session: it changes between sessions (the records have no "
+    "Record id of one Acumatica session: it may change between sessions (records without a "
     "stable NoteID), so it is not a key; the stream is keyed by its natural key."
 )
 
@@ -67,14 +73,21 @@ def settle_key(stream: ContractStream) -> None:
         verdict = _check(stream)
         if verdict is None:
             return
+        # Kept with the stream's state, which the SDK writes after the stream's records: a
+        # STATE ahead of the records would leave targets that keep only their last STATE
+        # (target-jsonl) with none. A run that dies before then simply checks again.
         state[VERDICT] = verdict
-        sdk.emit_state(stream)
     if state[VERDICT] is True:
         _rekey(stream)
+    elif state[VERDICT] == UNVERIFIED:
+        _rekey(stream, verified=False)
 
 
-def _check(stream: ContractStream) -> bool | None:
-    """The first page read at once in two server sessions, compared; None: not checked."""
+def _check(stream: ContractStream) -> bool | str | None:
+    """The first page read at once in two server sessions, compared; None: not checked.
+
+    :data:`UNVERIFIED` when the run has one session and the stream a natural key to fall back on.
+    """
     try:
         pages = stream.connection.in_two_sessions(stream.first_page)
     except ShuttingDownError:
@@ -83,24 +96,30 @@ def _check(stream: ContractStream) -> bool | None:
         stream.logger.debug("%s: ids not checked for stability: %s", stream.name, exc)
         return None
     if pages is None:
-        stream.logger.debug(
-            "%s: ids not checked for stability: that needs two server sessions "
-            "(max_concurrent_requests >= 2, and for OAuth the scope api:concurrent_access)",
-            stream.name,
-        )
-        return None
+        stream.logger.debug("%s: ids not checked for stability: %s", stream.name, _ONE_SESSION)
+        return UNVERIFIED if stream.natural_keys else None
     verdict = unstable(*pages, stream.natural_keys)
     stream.logger.debug("%s: ids unstable across sessions: %s", stream.name, verdict)
     return verdict
 
 
-def _rekey(stream: ContractStream) -> None:
+_ONE_SESSION = (
+    "that needs two server sessions (max_concurrent_requests >= 2, and for OAuth the scope "
+    "api:concurrent_access)"
+)
+
+
+def _rekey(stream: ContractStream, *, verified: bool = True) -> None:
     """One warning; the natural key as primary key when the tap knows it and it is selected."""
     keys = stream.natural_keys
     props = stream.schema.get("properties") or {}
     why = (
         f"{stream.name}: record ids change between Acumatica sessions (these records have no "
         "stable NoteID, docs/acumatica-api.md §2.1), so id is session-scoped"
+        if verified
+        else f"{stream.name}: record ids may change between Acumatica sessions (records without "
+        "a stable NoteID, docs/acumatica-api.md §2.1) and could not be checked, as "
+        f"{_ONE_SESSION}; as a precaution id is not used as the key"
     )
     if not keys:
         stream.logger.warning(
@@ -125,7 +144,7 @@ def _rekey(stream: ContractStream) -> None:
     sdk.rekey(stream, keys, ID_DESCRIPTION)
     stream.logger.warning(
         "%s: the stream is keyed by its natural key %s instead; id stays in the records but "
-        "changes from run to run",
+        "may change from run to run",
         why,
         ", ".join(keys),
     )

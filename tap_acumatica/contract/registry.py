@@ -44,6 +44,7 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "ServiceOrder": ("ServiceOrderType", "ServiceOrderNbr"),
     "Shipment": ("ShipmentNbr",),
     "StockItem": ("InventoryID",),
+    "Subaccount": ("SubaccountCD",),
     "Vendor": ("VendorID",),
     "Warehouse": ("WarehouseID",),
 }

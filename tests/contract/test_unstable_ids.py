@@ -1,9 +1,8 @@
 """Session-scoped ids (issue 11 item 8): checked on a FULL_TABLE stream's first sync only.
 
-Sandboxes with ``--unstable-ids E`` give entity E's records an id per server session. The
-sandbox's one entity without a change field, Subaccount, has no natural key the tap knows
-(docs/acumatica-api.md §2.1 calls its keys guesses), so the natural-key case reads Customer
-(natural key CustomerID) as FULL_TABLE through the catalog, as a user may choose to.
+Sandboxes with ``--unstable-ids E`` (default: Subaccount, the sandbox's one entity without a
+change field) give entity E's records an id per server session. The natural-key case also reads
+Customer (natural key CustomerID) as FULL_TABLE through the catalog, as a user may choose to.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tap_acumatica.contract.ids import unstable
-from tests._taprun import TapRun, discover, run_tap, tap_config
+from tests._taprun import TapRun, discover, run_tap, select_fields, tap_config
 from tests.support import Sandbox
 
 WARNING = "record ids change between Acumatica sessions"
@@ -85,22 +84,28 @@ def test_unstable_ids_key_by_natural_key_once(sandbox_factory: Any) -> None:
     assert second.last_state["bookmarks"]["Customer"]["ids_unstable"] is True
 
 
-def test_unstable_ids_without_natural_key_stay_keyed_by_id(sandbox_factory: Any) -> None:
+def test_unstable_ids_with_the_natural_key_deselected_stay_keyed_by_id(
+    sandbox_factory: Any,
+) -> None:
     sbx = sandbox_factory("--seed", "5", "--records", "120", "--unstable-ids", "Subaccount")
     config = tap_config(sbx, entities=["Subaccount"], max_concurrent_requests=2)
-    run = run_tap(config)
+    catalog = discover(config)
+    props = next(s for s in catalog["streams"] if s["tap_stream_id"] == "Subaccount")["schema"]
+    fields = set(props["properties"]) - {"SubaccountCD"}
+    run = run_tap(config, catalog=select_fields(catalog, "Subaccount", fields))
     assert run.returncode == 0, run.stderr[-3000:]
     assert _schema(run, "Subaccount")["key_properties"] == ["id"]
     warnings = _warnings(run, "Subaccount")
     assert len(warnings) == 1
-    assert "cannot de-duplicate" in warnings[0]
+    assert "select SubaccountCD to key the stream" in warnings[0]
     assert len(run.records["Subaccount"]) == len(sbx.ground_truth("Subaccount")["live"])
     assert run.last_state is not None
     assert run.last_state["bookmarks"]["Subaccount"]["ids_unstable"] is True
 
 
-def test_stable_ids_keep_id_and_record_the_verdict(sandbox: Sandbox) -> None:
-    config = tap_config(sandbox, entities=["Customer", "Subaccount"], max_concurrent_requests=2)
+def test_stable_ids_keep_id_and_record_the_verdict(sandbox_factory: Any) -> None:
+    sbx = sandbox_factory("--unstable-ids", "")  # the variant with a NoteID on every record
+    config = tap_config(sbx, entities=["Customer", "Subaccount"], max_concurrent_requests=2)
     catalog = _full_table(discover(config), "Customer")
     run = run_tap(config, catalog=catalog)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -112,14 +117,28 @@ def test_stable_ids_keep_id_and_record_the_verdict(sandbox: Sandbox) -> None:
         assert state["bookmarks"][stream]["ids_unstable"] is False
 
 
-def test_one_session_skips_the_check(sandbox_factory: Any) -> None:
-    sbx = sandbox_factory("--seed", "5", "--records", "60", "--unstable-ids", "Subaccount")
+def test_one_session_keys_by_the_natural_key_as_a_precaution(sandbox_factory: Any) -> None:
+    """One session cannot compare ids: the default sandbox's Subaccount then lands once per key."""
+    sbx = sandbox_factory("--seed", "5", "--records", "60")
     config = tap_config(sbx, entities=["Subaccount"], max_concurrent_requests=1)
-    run = run_tap(config)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert WARNING not in run.stderr
-    assert _schema(run, "Subaccount")["key_properties"] == ["id"]
-    assert "ids_unstable" not in (run.last_state or {}).get("bookmarks", {}).get("Subaccount", {})
+    state = None
+    ids: list[set[str]] = []
+    for _ in range(2):
+        run = run_tap(config, state=state)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert WARNING not in run.stderr  # not claimed as seen
+        (line,) = [x for x in run.stderr.splitlines() if "could not be checked" in x]
+        assert "keyed by its natural key SubaccountCD" in line
+        assert _schema(run, "Subaccount")["key_properties"] == ["SubaccountCD"]
+        state = run.last_state
+        assert state is not None
+        assert state["bookmarks"]["Subaccount"]["ids_unstable"] == "unverified"
+        ids.append({r["id"] for r in run.records["Subaccount"]})
+    truth = sbx.ground_truth("Subaccount")["live"]
+    assert len({r["SubaccountCD"] for r in run.records["Subaccount"]}) == len(truth)
+    # the ids did change between the two runs' sessions: keyed by id, every row would double
+    assert ids[0].isdisjoint(ids[1])
+    assert _list_reads(sbx, "Subaccount") == 2  # no check read: one list GET per run
 
 
 def test_verdict_compares_ids_by_natural_key() -> None:
