@@ -99,3 +99,19 @@ class CredentialsRejectedError(AuthError):
     docs/acumatica-api.md §6: repeated wrong passwords lock the user, so such a sign-in is
     never sent again in the same run.
     """
+
+
+class ResponseLimitError(AcumaticaAPIError):
+    """A response broke a bound: the run stops rather than wait or grow without end.
+
+    It was not complete within ``response_deadline_seconds`` (a trickling server), or its body
+    decoded to far more than any page (a decompression bomb).
+    """
+
+
+class InputFileError(ConfigError):
+    """A ``--config``, ``--state`` or ``--catalog`` file cannot be read or has the wrong shape."""
+
+
+class AnswerShapeError(AcumaticaAPIError):
+    """A list answer is JSON but not a list of records with ids (docs/acumatica-api.md §3)."""

@@ -28,6 +28,7 @@ DEFAULTS: Mapping[str, Any] = {
     "page_size": 1000,
     "max_concurrent_requests": 2,
     "request_timeout": 660,
+    "response_deadline_seconds": 1800,
     "max_tries": 8,
     "backoff_base_seconds": 1.0,
     "login_limit_wait_seconds": 1800,
@@ -62,6 +63,7 @@ class Settings:
     page_size: int
     max_concurrent_requests: int
     request_timeout: float
+    response_deadline_seconds: float
     max_tries: int
     backoff_base_seconds: float
     login_limit_wait_seconds: float
@@ -91,6 +93,7 @@ class Settings:
             page_size=size,
             max_concurrent_requests=max(1, int(value(config, "max_concurrent_requests"))),
             request_timeout=float(value(config, "request_timeout")),
+            response_deadline_seconds=float(value(config, "response_deadline_seconds")),
             max_tries=max(1, int(value(config, "max_tries"))),
             backoff_base_seconds=float(value(config, "backoff_base_seconds")),
             login_limit_wait_seconds=float(value(config, "login_limit_wait_seconds")),

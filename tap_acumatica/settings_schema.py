@@ -27,6 +27,7 @@ def config_schema() -> dict[str, Any]:
             *_source_properties(th),
             *_request_properties(th),
             *_run_properties(th),
+            *_range_properties(th),
             *_auth_properties(th),
         ).to_dict()
     )
@@ -84,7 +85,7 @@ def _request_properties(th: ModuleType) -> list[Property[Any]]:
     return [
         _prop(
             "page_size",
-            integer(minimum=2),
+            integer(minimum=2, maximum=100_000),
             "Records per request ($top). A time window that returns a full page is split and "
             "re-read; only records sharing one timestamp are paged.",
         ),
@@ -103,19 +104,27 @@ def _request_properties(th: ModuleType) -> list[Property[Any]]:
             "up to 10 minutes without any signal, hence the generous default.",
         ),
         _prop(
+            "response_deadline_seconds",
+            integer(minimum=1, maximum=86400),
+            "Seconds one response may take, from sending the request to the last byte of its "
+            "body; request_timeout bounds each wait for data within it, so a server that sends "
+            "its answer a byte at a time is stopped here. A response that does not complete in "
+            "time ends the run with one line.",
+        ),
+        _prop(
             "max_tries",
-            integer(minimum=1),
+            integer(minimum=1, maximum=100),
             "Attempts per request on 429, 5xx, timeouts, dropped connections and truncated JSON "
             "(exponential backoff with jitter; Retry-After honoured).",
         ),
         _prop(
             "backoff_base_seconds",
-            th.NumberType(minimum=0),
+            th.NumberType(minimum=0, maximum=60),
             "First retry delay; it doubles per attempt (capped at 60 s), with jitter.",
         ),
         _prop(
             "login_limit_wait_seconds",
-            integer(minimum=0),
+            integer(minimum=0, maximum=86400),
             "How long to keep retrying when Acumatica answers 'API Login Limit' for the first "
             "session (every API seat taken). A session nobody signed out keeps its seat until "
             "it has been idle for Acumatica's timeout: often 30 minutes for cookie sessions, up "
@@ -138,7 +147,7 @@ def _run_properties(th: ModuleType) -> list[Property[Any]]:
             "nested arrays/objects in the records. On an incremental stream, an edit to only an "
             "expanded detail line, contact or address does not move the record's change field, "
             "so it is missed until the record itself changes or the stream is fully refreshed "
-            "(the tap warns once per run).",
+            "(the tap warns once per run; see expand_lookback_days).",
         ),
         _prop(
             "custom_fields",
@@ -152,8 +161,30 @@ def _run_properties(th: ModuleType) -> list[Property[Any]]:
             '"StockItem": "all"}. Records carry them as custom: {"View": {"Field": value}}.',
         ),
         _prop(
+            "progress_interval_seconds",
+            integer(minimum=1, maximum=86400),
+            "Seconds between progress log lines per stream (stderr).",
+        ),
+        _prop("user_agent", th.StringType, "User-Agent header sent with every request."),
+        _prop(
+            "date_only_time_zone",
+            th.StringType,
+            "IANA time zone of the tenant, e.g. America/New_York. Contract 5 (26.200.001) "
+            "returns date-only fields as bare dates; the tap writes each as the UTC instant of "
+            "that day's midnight in this zone, which equals what contract 4 returned when this "
+            "is the tenant's zone. Date-times that arrive without an offset (custom fields on "
+            "real instances) are read as clock times in this zone. Default UTC.",
+        ),
+    ]
+
+
+def _range_properties(th: ModuleType) -> list[Property[Any]]:
+    """How far before the bookmark and the sync start each run reads."""
+    integer = th.IntegerType
+    return [
+        _prop(
             "lookback_minutes",
-            integer(minimum=0),
+            integer(minimum=0, maximum=5_256_000),
             "Re-read this many minutes before the bookmark on every run (covers transactions that "
             "commit long after they stamp their records).",
         ),
@@ -167,23 +198,9 @@ def _run_properties(th: ModuleType) -> list[Property[Any]]:
         ),
         _prop(
             "safety_lag_seconds",
-            integer(minimum=0),
+            integer(minimum=0, maximum=604_800),
             "Read only up to this many seconds before the sync started; newer changes are read on "
             "the next run, so a late-committing transaction is never skipped.",
-        ),
-        _prop(
-            "progress_interval_seconds",
-            integer(minimum=1),
-            "Seconds between progress log lines per stream (stderr).",
-        ),
-        _prop("user_agent", th.StringType, "User-Agent header sent with every request."),
-        _prop(
-            "date_only_time_zone",
-            th.StringType,
-            "IANA time zone of the tenant, e.g. America/New_York. Contract 5 (26.200.001) "
-            "returns date-only fields as bare dates; the tap writes each as the UTC instant of "
-            "that day's midnight in this zone, which equals what contract 4 returned when this "
-            "is the tenant's zone.",
         ),
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -128,6 +129,32 @@ def assert_no_secrets(text: str, box: Sandbox) -> None:
     """No secret the sandbox ever issued (by its prefixes) appears in ``text``."""
     for prefix in box.credentials()["secret_prefixes"]:
         assert prefix not in text, f"a {prefix}… secret leaked into the output"
+
+
+def wait_with_peak_mib(proc: subprocess.Popen[Any], timeout: float) -> float:
+    """Wait for ``proc`` to end (killed, and an AssertionError, after ``timeout``): its peak MiB.
+
+    Polls ``VmHWM`` in /proc: the high-water mark of the program's own memory since its exec.
+    ``wait4``'s ``ru_maxrss`` would report the forking test process's memory instead whenever
+    that is larger, since a child inherits it across fork and exec.
+    """
+    peak = 0.0
+
+    def ended() -> bool:
+        nonlocal peak
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{proc.pid}/status").read_text(encoding="utf-8")
+            found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+            if found:
+                peak = max(peak, int(found.group(1)) / 1024)
+        return proc.poll() is not None
+
+    if not wait_for(ended, timeout=timeout, interval=0.02):
+        proc.kill()
+        proc.wait()
+        msg = f"the process was still running after {timeout:.0f} s"
+        raise AssertionError(msg)
+    return round(peak, 1)
 
 
 def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> bool:

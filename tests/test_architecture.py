@@ -32,7 +32,7 @@ MAX_FUNCTION_LINES = 60
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("tap_acumatica", "tap_acumatica.errors", "tap_acumatica.stamps", "tap_acumatica.redact"),
     ("tap_acumatica.settings", "tap_acumatica.settings_schema"),
-    ("tap_acumatica.http", "tap_acumatica.http.messages"),
+    ("tap_acumatica.http", "tap_acumatica.http.messages", "tap_acumatica.http.body"),
     ("tap_acumatica.auth.*",),
     ("tap_acumatica.http.client",),
     ("tap_acumatica.pool",),
@@ -41,7 +41,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tap_acumatica.contract.*",),
     ("tap_acumatica.odata.*",),
     ("tap_acumatica.tap",),
-    ("tap_acumatica.cli", "tap_acumatica.__main__"),
+    ("tap_acumatica.inputs", "tap_acumatica.cli", "tap_acumatica.__main__"),
 )
 
 #: The one module allowed to import a private singer_sdk module or member.

@@ -26,10 +26,12 @@ from tap_acumatica.errors import (
     AcumaticaAPIError,
     AuthError,
     LoginLimitError,
+    ResponseLimitError,
     RetriableError,
     ShuttingDownError,
 )
 from tap_acumatica.http import messages
+from tap_acumatica.http.body import Tally, exchange, max_body_bytes
 from tap_acumatica.settings import DEFAULTS
 
 if TYPE_CHECKING:
@@ -78,6 +80,8 @@ class AcumaticaClient:
         backoff_base: float = DEFAULTS["backoff_base_seconds"],
         backoff_max: float = 60.0,
         login_limit_wait: float = DEFAULTS["login_limit_wait_seconds"],
+        deadline: float = DEFAULTS["response_deadline_seconds"],
+        page_size: int = DEFAULTS["page_size"],
         user_agent: str | None = None,
         branch: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -90,6 +94,8 @@ class AcumaticaClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.login_limit_wait = login_limit_wait
+        self.deadline = deadline  # for one response, from sending the request to its last byte
+        self.max_body = max_body_bytes(page_size)
         self.headers = {"Accept": "application/json"}
         if user_agent:
             self.headers["User-Agent"] = user_agent
@@ -109,6 +115,7 @@ class AcumaticaClient:
         self._after_main: Callable[[], None] | None = None
         #: server clock - local clock in seconds, from the last ``Date`` header (1 s resolution).
         self.server_skew: float | None = None
+        self.sent = Tally()  # requests put on the wire, by stream (the progress line's count)
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -226,6 +233,7 @@ class AcumaticaClient:
         query = encode_query(params)
         url = self.url(path) + (f"?{query}" if query else "")
         where = self._where(stream, url)
+        self._local.stream = stream or ""  # what ``_send_once`` counts this thread's sends for
         attempt = 0
         reauthenticated = False
         limit_deadline: float | None = None
@@ -248,6 +256,8 @@ class AcumaticaClient:
             except LoginLimitError as exc:
                 limit_deadline = self._wait_for_seat(exc, where, limit_deadline)
                 attempt -= 1
+            except ResponseLimitError as exc:
+                raise ResponseLimitError(f"{where} failed: {exc}") from None
             except RetriableError as exc:
                 self._wait_to_retry(exc, where, attempt)
 
@@ -357,18 +367,10 @@ class AcumaticaClient:
     def _send_once(
         self, session: requests.Session, prepared: requests.PreparedRequest
     ) -> requests.Response:
-        try:
-            return session.send(
-                prepared, timeout=(min(30.0, self.timeout), self.timeout), allow_redirects=True
-            )
-        except requests.exceptions.Timeout as exc:
-            raise RetriableError(f"timed out after {self.timeout:.0f}s") from exc
-        except (
-            requests.exceptions.ConnectionError,
-            requests.exceptions.ChunkedEncodingError,
-            requests.exceptions.ContentDecodingError,
-        ) as exc:
-            raise RetriableError(f"connection error ({type(exc).__name__})") from exc
+        self.sent.add(getattr(self._local, "stream", ""))
+        return exchange(
+            session, prepared, timeout=self.timeout, deadline=self.deadline, limit=self.max_body
+        )
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))

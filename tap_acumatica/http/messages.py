@@ -42,6 +42,7 @@ _FATAL_500 = (
 )
 _SETUP_TEXT = _FATAL_500[-1]
 _SETUP_FORM = re.compile(r"not entered on the (.+?) form", re.IGNORECASE)
+#: The longest ``Retry-After`` the tap sleeps; a longer one ends the run with one line.
 MAX_RETRY_AFTER = 600.0
 
 
@@ -97,7 +98,11 @@ def auth_error_text(resp: requests.Response) -> str:
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:
-    """``Retry-After`` as seconds (delta or HTTP date), capped; None when absent."""
+    """``Retry-After`` as seconds (delta or HTTP date), as asked, maybe huge or infinite.
+
+    None when absent or meaningless (not a number or date, NaN, negative, a date in the past):
+    the client then backs off as if the header were not there.
+    """
     value = response.headers.get("Retry-After")
     if not value:
         return None
@@ -108,10 +113,12 @@ def retry_after_seconds(response: requests.Response) -> float | None:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
         seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
-    if math.isnan(seconds):
+    if math.isnan(seconds) or seconds < 0:
         return None
-    return max(0.0, min(seconds, MAX_RETRY_AFTER))
+    return seconds
 
 
 def check(response: requests.Response, where: str) -> None:
@@ -126,7 +133,17 @@ def check(response: requests.Response, where: str) -> None:
     if unavailable is not None:
         raise unavailable
     if status == 429 or (status >= 500 and not any(m in detail for m in _FATAL_500)):
-        raise RetriableError(f"HTTP {status}: {detail}", retry_after_seconds(response))
+        delay = retry_after_seconds(response)
+        if delay is not None and delay > MAX_RETRY_AFTER:
+            # Retrying sooner than asked only repeats the refusal: said once, not slept on.
+            wait = response.headers.get("Retry-After", "")[:40]
+            msg = (
+                f"{where} failed: HTTP {status}: {detail}; it asks the tap to wait "
+                f"(Retry-After: {wait}) longer than the tap waits before a retry "
+                f"({MAX_RETRY_AFTER:.0f}s): run the tap again later"
+            )
+            raise AcumaticaAPIError(msg)
+        raise RetriableError(f"HTTP {status}: {detail}", delay)
     line = f"{where} failed: HTTP {status}: {detail}{hint(status, detail)}"
     if _OPTIMIZATION in detail:
         raise OptimizationError(line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from tap_acumatica.settings import DEFAULTS
 
@@ -13,6 +14,10 @@ class Progress:
 
     Windows are sized on the fly, so their total is not known up front: completion is measured
     as the share of the planned time range already committed, and the ETA extrapolates it.
+    With ``sent`` (the HTTP client's count of requests sent for the stream) the request count
+    is every request the stream put on the wire since the progress began (retries, the probe
+    and its sample, re-read windows, a read without ``$select``): what the server counted.
+    Without it, the count is what ``advance`` was told.
     """
 
     def __init__(
@@ -23,6 +28,7 @@ class Progress:
         start: int,
         end: int,
         interval: float = DEFAULTS["progress_interval_seconds"],
+        sent: Callable[[], int] | None = None,
     ) -> None:
         """Start tracking the range ``[start, end)`` (epoch ms)."""
         self.logger = logger
@@ -31,11 +37,20 @@ class Progress:
         self.end = end
         self.interval = interval
         self.windows = 0
-        self.requests = 0
+        self._sent = sent
+        self._sent_before = sent() if sent is not None else 0
+        self._told = 0
         self.records = 0
         self.covered = start
         self._began = time.monotonic()
         self._last = self._began
+
+    @property
+    def requests(self) -> int:
+        """Requests the stream sent since the progress began."""
+        if self._sent is None:
+            return self._told
+        return self._sent() - self._sent_before
 
     @property
     def fraction(self) -> float:
@@ -47,7 +62,7 @@ class Progress:
         """Record a completed window and log if the interval has passed."""
         self.windows += 1
         self.records += records
-        self.requests += requests
+        self._told += requests
         self.covered = max(self.covered, covered)
         now = time.monotonic()
         if now - self._last >= self.interval:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +17,7 @@ from tap_acumatica.errors import AcumaticaAPIError, AuthError, ConfigError, Logi
 from tap_acumatica.http.client import AcumaticaClient
 from tap_acumatica.http.messages import html_to_text
 from tap_acumatica.settings import check_base_url
-from tests._taprun import run_tap, tap_config
+from tests._taprun import discover, run_tap, select_fields, tap_config
 
 Reply = tuple[int, dict[str, str], bytes]
 
@@ -129,6 +130,31 @@ def test_honours_retry_after(stub: Any) -> None:
     c, sleeps = client(s.url)
     assert c.get_json("/x") == []
     assert sleeps == [7.0]
+
+
+@pytest.mark.parametrize("value", ["nan", "-5", "Thu, 01 Jan 1970 00:00:00 GMT", "soon"])
+def test_meaningless_retry_after_is_treated_as_absent(stub: Any, value: str) -> None:
+    """NaN, negative, a past date: back off as without the header (not 0 s, not NaN)."""
+    s = stub(_json(429, {"message": "license limit"}, {"Retry-After": value}), _json(200, []))
+    c, sleeps = client(s.url, backoff_base=0.01)
+    assert c.get_json("/x") == []
+    assert len(sleeps) == 1
+    assert 0.005 <= sleeps[0] <= 0.01  # the backoff of a first retry
+
+
+@pytest.mark.parametrize("value", ["1000000", "inf"])
+def test_retry_after_beyond_the_wait_is_reported_once(stub: Any, value: str) -> None:
+    """A Retry-After longer than the tap waits ends the request at once, in one line."""
+    s = stub(_json(429, {"message": "license limit"}, {"Retry-After": value}), _json(200, []))
+    c, sleeps = client(s.url, max_tries=8)
+    with pytest.raises(AcumaticaAPIError) as info:
+        c.get_json("/entity/Default/24.200.001/SalesOrder", stream="SalesOrder")
+    text = str(info.value)
+    assert len(s.requests) == 1
+    assert sleeps == []
+    assert f"Retry-After: {value}" in text
+    assert "run the tap again later" in text
+    assert "\n" not in text
 
 
 def test_truncated_json_is_retried(stub: Any) -> None:
@@ -304,3 +330,38 @@ def test_sandbox_faults_are_survived(sandbox_factory: Any) -> None:
     stats = sbx.stats()
     assert sum(stats["faults"].values()) > 0
     assert stats["active_sessions"] == 0
+
+
+_PROGRESS = re.compile(r"(\w+): \d+ windows \((\d+) requests\).*, done$", re.MULTILINE)
+
+
+def _served(stats: dict[str, Any], entity: str) -> int:
+    """GETs the sandbox answered on ``entity``'s list path (any version, any status)."""
+    return sum(
+        row["count"]
+        for row in stats["requests"]
+        if row["method"] == "GET" and row["path"].endswith(f"/{entity}")
+    )
+
+
+def test_progress_counts_every_request_the_server_served(sandbox_factory: Any) -> None:
+    """Retries, the probe's sample and offset read, split re-reads, a read without $select.
+
+    The final progress line of each stream says as many requests as the server answered on its
+    path; before, it counted one per emitted window (plus tie pages) and nothing else.
+    """
+    faults = {"http_500": 8, "reset": 4, "truncate": 4, "revoke": 2, "entities": ["SalesOrder"]}
+    sbx = sandbox_factory("--seed", "4", "--records", "260", "--faults", json.dumps(faults))
+    config = tap_config(sbx, entities=["SalesOrder", "Payment"], page_size=40, max_tries=12)
+    # Payment with fields deselected: its $select cannot be optimized (the sandbox's default
+    # --optimization-error Payment), so the stream reads again without it.
+    catalog = select_fields(discover(config), "Payment", {"id", "LastModifiedDateTime", "Type"})
+    sbx.admin("POST", "reset")
+    run = run_tap(config, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-3000:]
+    logged = {m.group(1): int(m.group(2)) for m in _PROGRESS.finditer(run.stderr)}
+    stats = sbx.stats()
+    assert set(logged) == {"SalesOrder", "Payment"}, run.stderr[-3000:]
+    assert logged == {e: _served(stats, e) for e in logged}
+    assert sum(stats["faults"].values()) > 0
+    assert "reading without $select" in run.stderr

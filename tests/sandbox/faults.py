@@ -10,6 +10,7 @@ Configuration (``--faults JSON`` or ``POST /_sandbox/faults``), every key option
       "truncate": 2,        # % answered 200 with a JSON body cut short (Content-Length matches)
       "slow": 5, "slow_ms": 2000,   # % delayed by slow_ms before processing
       "revoke": 1,          # % whose credential is revoked → 401 (token/session dies mid-sync)
+      "http_401": 1,        # % answered 401 while the session lives on (api.md §6, §9)
       "script": ["http_500", "reset"],  # the next eligible requests get these faults, in order
       "entities": ["SalesOrder"],       # restrict random/scripted faults to these entities
       "skip_first": 0,      # the first N eligible requests are never faulted
@@ -17,8 +18,14 @@ Configuration (``--faults JSON`` or ``POST /_sandbox/faults``), every key option
       "max_faults": null,   # stop injecting after this many faults
       "optimization": {"Payment": ["ApplicationHistory"]},  # $expand that cannot be optimized
       "token_delay_ms": 0,  # delay on /identity/connect/token
-      "token_delay_after": false   # delay after the token was issued/rotated (default: before)
+      "token_delay_after": false,  # delay after the token was issued/rotated (default: before)
+      "retry_after": "120", # Retry-After header value on http_429 answers (any text: "nan", "-5")
+      "trickle": 0, "trickle_ms": 1000,  # % whose body is sent one byte every trickle_ms
+      "gzip_bomb": 0, "bomb_mb": 1024    # % answered 200 with a gzip body inflating to bomb_mb MiB
     }
+
+``trickle`` and ``gzip_bomb`` are adversarial, not realism: no Acumatica instance is known to
+answer so; they check the tap's own bounds (a whole-response deadline, a decompressed-size cap).
 
 Eligible requests: entity data requests (list, get by key/id) and OData data requests; with
 ``include_discovery`` also swagger.json (entity name "swagger.json") and $adHocSchema.
@@ -29,11 +36,26 @@ from __future__ import annotations
 import json
 import random
 import threading
+import zlib
+from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
-from tests.sandbox import Reply, error_body, json_reply
+from tests.sandbox import NOT_LOGGED_IN, Reply, error_body, json_reply
 
-KINDS = ("http_500", "http_429", "html_error", "reset", "truncate", "slow", "revoke")
+#: ``trickle`` and ``gzip_bomb`` are adversarial: they test the tap's own bounds (README "Faults").
+KINDS = (
+    "http_500",
+    "http_429",
+    "html_error",
+    "reset",
+    "truncate",
+    "slow",
+    "revoke",
+    "http_401",
+    "trickle",
+    "gzip_bomb",
+)
 KNOWN_KEYS = {
     *KINDS,
     "slow_ms",
@@ -46,6 +68,10 @@ KNOWN_KEYS = {
     "token_delay_after",
     "seed",
     "include_discovery",
+    "retry_after",
+    "trickle_ms",
+    "bomb_mb",
+    "answers",  # entity -> the JSON its list GETs answer instead (rest.py, api.md §3)
 }
 
 
@@ -145,6 +171,22 @@ class Faults:
     def slow_seconds(self) -> float:
         return float(self.config.get("slow_ms", 2000)) / 1000
 
+    def trickle_seconds(self) -> float:
+        """Pause between two bytes of a trickled body."""
+        return float(self.config.get("trickle_ms", 1000)) / 1000
+
+    def bomb_megabytes(self) -> int:
+        return int(self.config.get("bomb_mb", 1024))
+
+    def retry_after(self) -> list[tuple[str, str]]:
+        """The ``Retry-After`` header of throttled answers, when the schedule sets one.
+
+        api.md §6 documents no ``Retry-After`` on Acumatica's 429, so there is none by default;
+        a proxy in front of an instance may send one, meaningful or not.
+        """
+        value = self.config.get("retry_after")
+        return [] if value is None else [("Retry-After", str(value))]
+
     def token_delay(self) -> tuple[float, bool]:
         """(seconds, after?) for the token endpoint."""
         ms = self.config.get("token_delay_ms", self.default_token_delay_ms) or 0
@@ -187,6 +229,11 @@ def canned(kind: str, nth: int = 0) -> Reply:
                 "System.Data.SqlClient.SqlException",
             ),
         )
+    if kind == "http_401":
+        # api.md §6, §9: a 401 says "not logged in" but not that the session ended; here it has
+        # not (a farm node that does not know the session, a forms ticket that lapsed first
+        # [GUESS]): the session keeps its seat until its logout or idle timeout.
+        return json_reply(401, NOT_LOGGED_IN)
     if kind == "http_429":
         # api.md §6: over-limit requests get 429; no Retry-After header is documented.
         return json_reply(
@@ -231,3 +278,46 @@ remotely (for security reasons).<br><br></body></html>
 """
 
 HTML_PAGES = [(503, IIS_503), (502, IIS_502), (500, ASPNET_500)]
+
+
+# -- a decompression bomb (adversarial, not realism) -------------------------------------------
+
+_BOMB_BLOCK = (
+    b'{"id":"6c1b2f9e-0000-4000-8000-000000000000","Description":{"value":"' + b"A" * 900 + b'"}},'
+) * 1024  # about 1 MiB of JSON-ish text
+
+
+@lru_cache(maxsize=4)
+def _bomb_parts(megabytes: int) -> tuple[bytes, bytes, int, bytes]:
+    """Head, repeated segment, repeat count and tail of a gzip stream of ``[`` + blocks.
+
+    Each block is deflated after a full flush, so its compressed bytes do not depend on what
+    came before and can be repeated: about a thousandth of the inflated size goes on the wire,
+    and only one block is ever compressed.
+    """
+    count = max(1, -(-megabytes * 1024 * 1024 // len(_BOMB_BLOCK)))  # at least the size
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    opening = deflate.compress(b"[") + deflate.flush(zlib.Z_FULL_FLUSH)
+    segment = deflate.compress(_BOMB_BLOCK) + deflate.flush(zlib.Z_FULL_FLUSH)
+    final = deflate.flush(zlib.Z_FINISH)
+    crc = zlib.crc32(b"[")
+    for _ in range(count):
+        crc = zlib.crc32(_BOMB_BLOCK, crc)
+    size = (1 + count * len(_BOMB_BLOCK)) & 0xFFFFFFFF
+    head = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + opening  # gzip header (RFC 1952)
+    tail = final + crc.to_bytes(4, "little") + size.to_bytes(4, "little")
+    return head, segment, count, tail
+
+
+def gzip_bomb(megabytes: int) -> tuple[int, Iterator[bytes]]:
+    """The wire length and the pieces of a gzip body inflating to ``megabytes`` MiB."""
+    head, segment, count, tail = _bomb_parts(megabytes)
+    length = len(head) + len(segment) * count + len(tail)
+
+    def pieces() -> Iterator[bytes]:
+        yield head
+        for _ in range(count):
+            yield segment
+        yield tail
+
+    return length, pieces()

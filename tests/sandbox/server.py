@@ -23,7 +23,7 @@ from tests.sandbox import NOT_LOGGED_IN, Reply, error_reply, json_reply, not_fou
 from tests.sandbox.admin import handle_admin
 from tests.sandbox.app import App
 from tests.sandbox.errors import ApiError
-from tests.sandbox.faults import canned
+from tests.sandbox.faults import canned, gzip_bomb
 from tests.sandbox.identity import route_identity
 from tests.sandbox.limits import DeclinedError
 from tests.sandbox.odata import route_odata_paths
@@ -161,11 +161,16 @@ class Handler(BaseHTTPRequestHandler):
         body = reply.body
         if self.fault == "truncate" and len(body) > 1:
             body = body[: max(1, len(body) // 2)]
+        headers = [*reply.headers, *self.set_cookies]
+        length, pieces = len(body), iter([body])
+        if self.fault == "gzip_bomb":
+            length, pieces = gzip_bomb(self.server.app.faults.bomb_megabytes())
+            headers.append(("Content-Encoding", "gzip"))
         self.send_response(reply.status)
         if reply.content_type:
             self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in [*reply.headers, *self.set_cookies]:
+        self.send_header("Content-Length", str(length))
+        for name, value in headers:
             self.send_header(name, value)
         connection = self._connection_header()
         if connection:
@@ -177,9 +182,21 @@ class Handler(BaseHTTPRequestHandler):
             self._reset_after(body[: max(0, len(body) // 3)])
             return
         try:
-            self.wfile.write(body)
+            if self.fault == "trickle":
+                self._trickle(body)
+            else:
+                for piece in pieces:
+                    self.wfile.write(piece)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _trickle(self, body: bytes) -> None:
+        """The ``trickle`` fault: one byte of the body every ``trickle_ms`` (adversarial)."""
+        pause = self.server.app.faults.trickle_seconds()
+        for index in range(len(body)):
+            self.wfile.write(body[index : index + 1])
+            self.wfile.flush()
+            time.sleep(pause)
 
     def _connection_header(self) -> str | None:
         """The answer's ``Connection`` header; sets ``close_connection`` for ``close``.
@@ -346,10 +363,13 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "slow":
             time.sleep(app.faults.slow_seconds())
             return None
-        if kind in ("reset", "truncate"):
-            self.fault = kind
+        if kind in ("reset", "truncate", "trickle", "gzip_bomb"):
+            self.fault = kind  # the answer is made as usual, then written so (``send``)
             return None
-        return canned(kind, app.faults.seen.get(kind, 1) - 1)
+        reply = canned(kind, app.faults.seen.get(kind, 1) - 1)
+        if kind == "http_429":
+            reply.headers.extend(app.faults.retry_after())
+        return reply
 
     def simulate_latency(self, records: int) -> None:
         opt = self.server.app.opt
