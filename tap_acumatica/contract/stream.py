@@ -25,7 +25,8 @@ from tap_acumatica.contract.records import (
     page_decoder,
     transform,
 )
-from tap_acumatica.errors import AcumaticaAPIError, OptimizationError
+from tap_acumatica.contract.values import Drift, check_ids, check_rows, unknown_members
+from tap_acumatica.errors import AcumaticaAPIError, AnswerShapeError, OptimizationError
 from tap_acumatica.sync.paging import page_consistently
 from tap_acumatica.sync.scheduler import WindowResult
 from tap_acumatica.sync.stream import WindowedStream, minus_lookback
@@ -82,6 +83,9 @@ class ContractStream(WindowedStream):
         self.endpoint = endpoint
         self.natural_keys = natural_keys
         self._plan: Plan | None = None
+        #: Values and members unlike the endpoint document, told once per field (§3).
+        self.drift = Drift(name, self.logger.log)
+        self._scanned = False  # a page was read as plain JSON to name unknown members
         self._decoder: tuple[msgspec.json.Decoder[Any], Converter] | None = None
         self._query: dict[str, str] = {}
         self._contract = "4"
@@ -93,7 +97,8 @@ class ContractStream(WindowedStream):
     def plan(self) -> Plan:
         """Transform plan compiled from the (catalog) schema."""
         if self._plan is None:
-            self._plan = build_plan(self.schema, self.settings.date_only_time_zone)
+            zone = self.settings.date_only_time_zone
+            self._plan = build_plan(self.schema, zone, self.drift, stamp=self.replication_key)
         return self._plan
 
     def query_options(self, contract: str = "4") -> dict[str, str]:
@@ -195,22 +200,31 @@ class ContractStream(WindowedStream):
             self.prepare()
         assert self._decoder is not None
         decoder, convert = self._decoder
+        # Until a page has been seen as plain JSON, read as such: the typed decoder skips
+        # members the document does not know, and those are named once (version drift, §3).
+        use = decoder if self._scanned else None
         path = f"{self.endpoint.path()}/{self.name}"
         try:
-            rows = self.connection.client.get_json(path, params, stream=self.name, decoder=decoder)
+            rows = self.connection.client.get_json(path, params, stream=self.name, decoder=use)
         except AcumaticaAPIError as exc:
             if not self._drop_select(exc, params):
                 raise
             params = {k: v for k, v in params.items() if k != "$select"}
-            rows = self.connection.client.get_json(path, params, stream=self.name, decoder=decoder)
+            rows = self.connection.client.get_json(path, params, stream=self.name, decoder=use)
+        where = f"{self.name}: GET {path}"
         if not isinstance(rows, list):
-            msg = f"{self.name}: GET {path} returned {type(rows).__name__}, not a JSON array"
-            raise AcumaticaAPIError(msg)
+            msg = f"{where} returned {type(rows).__name__}, not a JSON array"
+            raise AnswerShapeError(msg)
         if rows and not isinstance(rows[0], msgspec.Struct):  # another shape: plain JSON
+            check_rows(rows, where)
             plan = self.plan
+            if not self._scanned:
+                self._scanned = True
+                self.drift.unknown(unknown_members(rows, plan))
             records = [transform(row, plan) for row in rows]
         else:
             records = [convert(row) for row in rows]
+        check_ids(records, where)
         keep = self._keep
         if keep is not None and "$select" not in params:  # the tap does $select's work
             return [{k: v for k, v in r.items() if k in keep} for r in records]

@@ -10,7 +10,7 @@ times (epoch microseconds), never as text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from tap_acumatica.errors import StampInconsistencyError, TimeSemanticsError
@@ -24,13 +24,19 @@ PROBE_OFFSETS_MINUTES = (5 * 60, -5 * 60)
 
 
 def stamp_us(record: Mapping[str, Any], key: str, stream: str) -> int:
-    """The record's change stamp in epoch µs; an error naming the record when it has none."""
+    """The record's change stamp in epoch µs; an error naming the record when it has none.
+
+    A stamp that is missing, null, not text (a number) or not a date-time (``"n/a"``) cannot
+    place the record in any window, now or later: the stream stops rather than drop it.
+    """
     value = record.get(key)
     micros = parse_micros(value) if isinstance(value, str) else None
     if micros is None:
+        got = "none" if value is None else f"{value!r}, not a date-time"
         msg = (
-            f"{stream}: record {record.get('id')} has no {key} (got {value!r}); without its "
-            "change stamp it cannot be placed in a window, so the stream stops here"
+            f"{stream}: record {record.get('id')} has no {key} (got {got}); without its "
+            "change stamp it cannot be placed in a window, so the stream stops here rather "
+            "than drop it (select the stream FULL_TABLE to read it without one)"
         )
         raise StampInconsistencyError(msg)
     return micros
@@ -42,8 +48,13 @@ def checked_window(
     window: Window,
     records: Iterable[dict[str, Any]],
     server_now_us: int,
+    *,
+    log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """``records`` deduplicated by ``id`` and sorted by stamp, or the first inconsistency."""
+    """``records`` deduplicated by ``id`` and sorted by stamp, or the first inconsistency.
+
+    ``log`` hears of every record left out as a duplicate (its id and why).
+    """
     lower, upper = window.start * 1000, window.end * 1000
     limit = server_now_us + int(CLOCK_TOLERANCE_SECONDS * 1_000_000)
     batch: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -66,7 +77,20 @@ def checked_window(
                 "stopping at the last consistent window"
             )
             raise StampInconsistencyError(msg)
-        batch[str(record.get("id"))] = (micros, record)
+        rid = str(record.get("id"))
+        earlier = batch.get(rid)
+        if earlier is not None:
+            # The same record twice in one answer: it changed while being read; the newer
+            # copy is the one to keep, and the user is told which was left out.
+            keep, drop = sorted((earlier, (micros, record)), key=lambda pair: pair[0])[::-1]
+            if log is not None:
+                log(
+                    f"{stream}: record {rid} came twice in the window {window}; keeping the "
+                    f"copy with {key}={keep[1].get(key)}, not the one with {drop[1].get(key)}"
+                )
+            batch[rid] = keep
+            continue
+        batch[rid] = (micros, record)
     return [record for _, record in sorted(batch.values(), key=lambda pair: pair[0])]
 
 

@@ -55,6 +55,7 @@ class Options:
     endpoints: list[str] = field(default_factory=lambda: list(LEGACY_ENDPOINTS))
     stamps: StampOptions = field(default_factory=StampOptions)  # issue 11 (stamps.py)
     legacy_odata: bool = False  # api.md §8: pre-2024 R2 paths /odata, /odatav4 (odata.py)
+    type_drift: tuple[str, ...] = ()  # api.md §3: Entity.Field served off-type (rest.py)
 
 
 class Stats:

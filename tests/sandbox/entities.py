@@ -375,7 +375,12 @@ ent(
         "CreditVerificationRules": "CreditVerificationRules",
     },
     custom={
-        "CurrentCustomer": {"UsrLoyaltyTier": "String", "UsrCreditScore": "Int"},
+        # api.md §3: a custom date-time comes without an offset, in the tenant's time.
+        "CurrentCustomer": {
+            "UsrLoyaltyTier": "String",
+            "UsrCreditScore": "Int",
+            "UsrLastAuditedOn": "DateTime",
+        },
         "DefLocation": {"CBranchID": "Int"},
     },
     view="BAccount",

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from tests.sandbox import Reply, contract5, failing, json_reply, method_not_allowed, not_found
 
@@ -108,17 +112,58 @@ def route_endpoint(h: Handler, method: str, version: str, rest: list[str]) -> Re
 def data_request(h: Handler, version: str, entity: str, keys: list[str]) -> Reply:
     app = h.server.app
     if not keys:
+        scripted = scripted_answer(h, entity)
+        if scripted is not None:
+            return scripted
         blocked = app.faults.cannot_optimize(entity, h.params.get("$expand"))
         if blocked is None:
             blocked = app.failing.list_gate(entity, h.params)  # api.md §4: $select
         if blocked is not None:
             return blocked
         body, n = app.dataset.list_records(version, entity, h.params)
-        return Reply(200, unstable_ids(h, entity, body), records=n)
+        return Reply(200, type_drift(h, entity, unstable_ids(h, entity, body)), records=n)
     session = failing.request_session(h)
     keys = app.failing.reveal_keys(entity, session, keys)
     body = app.dataset.get_record(version, entity, keys, h.params)
-    return Reply(200, unstable_ids(h, entity, body), records=1)
+    return Reply(200, type_drift(h, entity, unstable_ids(h, entity, body)), records=1)
+
+
+def scripted_answer(h: Handler, entity: str) -> Reply | None:
+    """Faults ``answers``: every list GET of the entity answers this JSON, with 200.
+
+    For answers no generated record has: captured pages of real instances (a ``$select``
+    without the change field), records without ``id``, arrays of numbers (api.md §3, §9).
+    """
+    answers = h.server.app.faults.config.get("answers") or {}
+    if entity not in answers:
+        return None
+    answer = answers[entity]
+    count = len(answer) if isinstance(answer, list) else 0
+    return Reply(200, json.dumps(answer).encode(), records=count)
+
+
+def type_drift(h: Handler, entity: str, body: bytes) -> bytes:
+    """``--type-drift E.Field``: integer values of the field served as zero-padded text.
+
+    api.md §3: older records on a newer endpoint carry values of another type than the
+    document says (Manufacturing times as ``"0100"`` in an IntValue field).
+    """
+    fields = [
+        f for e, _, f in (d.partition(".") for d in h.server.app.opt.type_drift) if e == entity
+    ]
+    if not fields:
+        return body
+    data = _DRIFT_DECODER.decode(body)
+    for record in data if isinstance(data, list) else [data]:
+        for name in fields:
+            wrapped = record.get(name) if isinstance(record, dict) else None
+            if isinstance(wrapped, dict) and type(wrapped.get("value")) is int:
+                wrapped["value"] = f"{wrapped['value']:04d}"
+    return _DRIFT_ENCODER.encode(data)
+
+
+_DRIFT_DECODER = msgspec.json.Decoder(float_hook=Decimal)  # decimals kept exact
+_DRIFT_ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
 def unstable_ids(h: Handler, entity: str, body: bytes) -> bytes:

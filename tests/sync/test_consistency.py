@@ -148,6 +148,19 @@ def test_a_record_without_its_change_field_names_entity_and_id(
     assert out[-1].startswith("SalesOrder: record nostamp has no LastModified")
 
 
+def test_a_record_twice_in_a_window_keeps_the_newer_copy_and_says_so() -> None:
+    told: list[str] = []
+    newer, older = {**_rec("r", 60), "v": "new"}, {**_rec("r", 20), "v": "old"}
+    page = [newer, _rec("a", 10), older]
+    out = consistency.checked_window(
+        "SalesOrder", "LastModified", Window(0, 100), page, 10**18, log=told.append
+    )
+    assert [(r["id"], r.get("v")) for r in out] == [("a", None), ("r", "new")]
+    assert len(told) == 1
+    assert "record r came twice in the window" in told[0]
+    assert f"keeping the copy with LastModified={newer['LastModified']}" in told[0]
+
+
 def test_get_records_skips_the_stream_with_one_warning(
     stream: ContractStream, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
