@@ -3,22 +3,28 @@
 singer-sdk ≥ 0.48 merges the ``--config`` files into a dict and never tells the tap their
 paths, so this wrapper records them in ``TapAcumatica.config_files`` for the token store's
 config write-back before the SDK runs. It reads the config itself first, so that a bad file or
-value gets one line naming it and every secret is registered for redaction before any log.
+value gets one line naming it and every secret is registered for redaction before any log, and
+the ``--state`` and ``--catalog`` files too (``inputs``); the SDK's CLI is then handed what was
+read and checked here, and reads none of them again.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from tap_acumatica import redact, settings, settings_schema
+from tap_acumatica import inputs, redact, settings, settings_schema
 from tap_acumatica.auth.base import sign_out_all, signed_out_at_exit
 from tap_acumatica.auth.config import validate_auth_config
 from tap_acumatica.errors import ConfigError, TapAcumaticaError
 from tap_acumatica.stamps import parse_datetime
+
+if TYPE_CHECKING:
+    import click
 
 logger = logging.getLogger("tap_acumatica.cli")
 ENV_PREFIX = "TAP_ACUMATICA_"
@@ -44,10 +50,20 @@ def _env_config(schema: Mapping[str, Any]) -> dict[str, Any]:
     from tap_acumatica import sdk  # noqa: PLC0415 - imports singer_sdk (slow); ENV only
 
     try:
-        return sdk.env_config(schema, ENV_PREFIX)
+        config = sdk.env_config(schema, ENV_PREFIX)
     except ValueError as exc:
         msg = f"a {ENV_PREFIX}* variable has a value of the wrong type ({exc})"
         raise ConfigError(msg) from None
+    # The SDK leaves a "number" setting as text, which the schema then refuses.
+    for name, prop in (schema.get("properties") or {}).items():
+        value = config.get(name)
+        if isinstance(value, str) and "number" in (prop.get("type") or ()):
+            try:
+                config[name] = inputs.finite_number(value)
+            except ValueError:
+                msg = f"{ENV_PREFIX}{name.upper()} {value!r} is not a number, e.g. 1.5"
+                raise ConfigError(msg) from None
+    return config
 
 
 def load_config(paths: Sequence[str], schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -57,22 +73,7 @@ def load_config(paths: Sequence[str], schema: Mapping[str, Any]) -> dict[str, An
         if path == "ENV":
             config.update(_env_config(schema))
             continue
-        try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except FileNotFoundError:
-            msg = f"config file {path} does not exist"
-            raise ConfigError(msg) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            msg = f"cannot read config file {path}: {getattr(exc, 'strerror', None) or exc}"
-            raise ConfigError(msg) from None
-        except ValueError as exc:
-            msg = f"config file {path} is not valid JSON (line {getattr(exc, 'lineno', '?')})"
-            raise ConfigError(msg) from None
-        if not isinstance(data, dict):
-            msg = f"config file {path} must hold a JSON object"
-            raise ConfigError(msg)
-        config.update(data)
+        config.update(inputs.read_object(path, "config"))
     return config
 
 
@@ -163,10 +164,12 @@ def run(args: list[str]) -> None:
 
     TapAcumatica.config_files = tuple(paths)
     report = TapAcumatica.cli_report = RunReport()
+    config = None
     if paths and not any(a in _NO_CONFIG_FLAGS or a.startswith("--about") for a in args):
-        _checked_config(paths)
+        config = _checked_config(paths)
     command = TapAcumatica.cli  # sets up console logging: cover the new handlers too
     redact.install()
+    _hand_over(command, args, config)
     try:
         command.main(args=args, prog_name="tap-acumatica", standalone_mode=True)
     except SystemExit as exc:
@@ -191,13 +194,46 @@ def _checked_config(paths: Sequence[str]) -> dict[str, Any]:
 
 
 def _option_value(args: Sequence[str], name: str) -> str | None:
-    """The value of ``name X`` / ``name=X`` in ``args``, if given."""
+    """The value of the last ``name X`` / ``name=X`` in ``args`` (as click reads it), if any."""
+    found = None
     for index, arg in enumerate(args):
         if arg == name and index + 1 < len(args):
-            return args[index + 1]
-        if arg.startswith(f"{name}="):
-            return arg.split("=", 1)[1]
-    return None
+            found = args[index + 1]
+        elif arg.startswith(f"{name}="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+def _checked_inputs(args: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The ``--state`` and ``--catalog`` files given, read and checked; their warnings logged."""
+    checked = {}
+    for name, read in (("state", inputs.read_state), ("catalog", inputs.read_catalog)):
+        path = _option_value(args, f"--{name}")
+        if path is None:
+            continue
+        data, warnings = read(path)
+        for warning in warnings:
+            logger.warning("%s", warning)
+        checked[name] = data
+    return checked
+
+
+def _hand_over(command: click.Command, args: Sequence[str], config: dict[str, Any] | None) -> None:
+    """Make the SDK's CLI use the files as read and checked here, not read them again.
+
+    Its own reading would fail on what was accepted here (a byte-order mark, a whole STATE
+    message) or turn numbers into ``Decimal`` that its config check then refuses.
+    """
+    from tap_acumatica import sdk  # noqa: PLC0415 - imports singer_sdk, loaded by now
+
+    given: dict[str, Any] = {
+        name: io.StringIO(json.dumps(data)) for name, data in _checked_inputs(args).items()
+    }
+    if config is not None:
+        given["config"] = sdk.config_input(config)
+    for param in command.params:
+        if param.name in given:
+            param.callback = lambda _ctx, _param, _value, v=given[param.name]: v
 
 
 def check(paths: Sequence[str], args: Sequence[str]) -> None:
@@ -209,7 +245,8 @@ def check(paths: Sequence[str], args: Sequence[str]) -> None:
         raise ConfigError(msg)
     config = _checked_config(paths)
     TapAcumatica.config_files = tuple(paths)
-    tap = TapAcumatica(config=config, catalog=_option_value(args, "--catalog"), setup_mapper=False)
+    catalog = _checked_inputs(args).get("catalog")
+    tap = TapAcumatica(config=config, catalog=catalog, setup_mapper=False)
     rows = tap.preflight()
     header = ("stream", "readable", "why not", "what to do")
     table = [header, *((r.stream, "yes" if r.readable else "no", r.why_not, r.fix) for r in rows)]

@@ -5,7 +5,9 @@ Every case runs the real CLI and must end with a non-zero exit, no traceback, an
 SDK may have logged INFO lines before it), and not the CLI's catch-all "unexpected error".
 Nothing printed may contain a sandbox secret.
 
-CI runs a fixed sample of the generated cases; ``CHAOS_FULL=1`` runs all of them.
+CI runs a fixed sample of the generated cases, and every bad --state/--catalog file and
+absurd number (:func:`input_file_cases`: cheap, caught before any request); ``CHAOS_FULL=1``
+runs all of them.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class Case:
     early: bool = True  # caught before the SDK starts: stderr is exactly one line
     faults: dict[str, Any] | None = None
     args: tuple[str, ...] = ()
+    tail: str | None = None  # raw JSON text added to the config object (NaN, 1e400, ...)
+    state: Any = None  # a --state file: text as is, anything else as JSON
+    catalog: Any = None  # a --catalog file: text as is, anything else as JSON
+    always: bool = False  # cheap and caught early: run in CI too, not only in the sample
 
 
 def generated_cases() -> list[Case]:
@@ -145,6 +151,7 @@ def generated_cases() -> list[Case]:
         Case("config binary", "bad file", raw="\x00\x01\x02"),
         Case("config file missing", "bad file", raw=None, args=("--config", "{tmp}/absent.json")),
     ]  # fmt: skip
+    cases += input_file_cases()
     for kind in ("truncate", "html_error", "http_500", "reset"):
         cases.append(
             Case(f"every answer {kind}", "malformed response", {"max_tries": 2},
@@ -164,6 +171,39 @@ def generated_cases() -> list[Case]:
     return cases
 
 
+def input_file_cases() -> list[Case]:
+    """Bad --state/--catalog files, and config files no JSON reader should take as numbers."""
+    mark = {"replication_key": "LastModifiedDateTime"}
+    entry = {"tap_stream_id": "Customer", "schema": {"type": "object"}, "metadata": []}
+    cases = [
+        Case("config with NaN", "bad file", tail='"backoff_base_seconds": NaN'),
+        Case("config with Infinity", "bad file", tail='"request_timeout": Infinity'),
+        Case("config with 1e400", "bad file", tail='"page_size": 1e400'),
+        Case("config nested 5000 deep", "bad file", raw="[" * 5000 + "]" * 5000),
+        Case("page_size 1e308", "bad value", {"page_size": 1e308}),
+        Case("max_tries 10**12", "bad value", {"max_tries": 10**12}),
+        Case("lookback_minutes 1e15", "bad value", {"lookback_minutes": 10**15}),
+        Case("backoff_base_seconds 1e300", "bad value", {"backoff_base_seconds": 1e300}),
+        Case("state not JSON", "bad state", state="{bookmarks"),
+        Case("state empty", "bad state", state=""),
+        Case("state a string", "bad state", state='"2024-01-31"'),
+        Case("state a list", "bad state", state=[{"bookmarks": {}}]),
+        Case("state bookmark not a date", "bad state",
+             state={"bookmarks": {"Customer": {**mark, "replication_key_value": "yesterday"}}}),
+        Case("state bookmark a number", "bad state",
+             state={"bookmarks": {"Customer": {**mark, "replication_key_value": 1706659200}}}),
+        Case("state bookmarks a list", "bad state", state={"bookmarks": ["Customer"]}),
+        Case("catalog not JSON", "bad catalog", catalog="{streams"),
+        Case("catalog an array", "bad catalog", catalog=[entry]),
+        Case("catalog without streams", "bad catalog", catalog={}),
+        Case("catalog schema without properties", "bad catalog", catalog={"streams": [entry]}),
+        Case("catalog nested 5000 deep", "bad catalog", catalog="[" * 5000 + "]" * 5000),
+    ]  # fmt: skip
+    for case in cases:
+        case.always = True
+    return cases
+
+
 def _wrong_values(types: list[str]) -> list[Any]:
     if "string" in types:
         return _WRONG["string"]
@@ -177,7 +217,9 @@ CASES = generated_cases()
 SELECTED = (
     CASES
     if FULL
-    else [c for c in CASES if c.faults is None][::5] + [c for c in CASES if c.faults][::3]
+    else [c for c in CASES if c.faults is None and not c.always][::5]
+    + [c for c in CASES if c.always]
+    + [c for c in CASES if c.faults][::3]
 )
 
 #: Bad inputs the tap does not yet turn into one clear line (reported in docs/reliability.md;
@@ -207,9 +249,17 @@ def _run_case(case: Case, box: Sandbox, tmp: Path, index: int) -> dict[str, Any]
     path = tmp / f"bad{index}.json"
     if case.raw is not None:
         path.write_text(case.raw, encoding="utf-8")
+    elif case.tail is not None:
+        path.write_text(json.dumps(config)[:-1] + ", " + case.tail + "}", encoding="utf-8")
     else:
         path.write_text(json.dumps(config), encoding="utf-8")
     args = [_fill(a, tmp, creds) for a in case.args] or ["--config", str(path)]
+    for option in ("state", "catalog"):
+        content = getattr(case, option)
+        if content is not None:
+            extra = tmp / f"{option}{index}.json"
+            extra.write_text(content if isinstance(content, str) else json.dumps(content))
+            args += [f"--{option}", str(extra)]
     proc = subprocess.run(
         [sys.executable, "-m", "tap_acumatica", *args],
         cwd=REPO,
