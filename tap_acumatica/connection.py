@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
 
-from tap_acumatica.auth.base import AcumaticaAuthenticator
+from tap_acumatica.auth.base import AUTH_CALL_LIMIT_SECONDS, AcumaticaAuthenticator
 from tap_acumatica.auth.factory import build_authenticator
 from tap_acumatica.auth.sessions import CONCURRENT_SCOPE
 from tap_acumatica.http.client import QUIESCE_SECONDS, AcumaticaClient
@@ -43,7 +43,9 @@ class Connection:
         self._config_files = tuple(config_files)
         self._index: Any = None
         self._lock = threading.Lock()
-        self._deferred: threading.Timer | None = None
+        self._deferred = False  # a first SIGTERM/SIGINT is waiting for a request to end
+        self._timer: threading.Timer | None = None
+        self._ending = False  # a second signal ended the run: no signal is delivered again
 
     @cached_property
     def authenticator(self) -> AcumaticaAuthenticator:
@@ -63,6 +65,8 @@ class Connection:
             max_tries=s.max_tries,
             backoff_base=s.backoff_base_seconds,
             login_limit_wait=s.login_limit_wait_seconds,
+            deadline=s.response_deadline_seconds,
+            page_size=s.page_size,
             user_agent=s.user_agent,
             branch=s.branch,
         )
@@ -159,25 +163,61 @@ class Connection:
     def defer_signal(self, signum: int, again: Callable[[], None]) -> bool:
         """SIGTERM/SIGINT: stop new requests; True when ending must wait a little.
 
-        Interrupting the main thread's GET would not stop Acumatica from answering it after
-        the logout (opening a session): the run ends once it is answered (``again`` is
-        called) or after ``QUIESCE_SECONDS`` (the signal is delivered again), whichever comes
-        first. A second call, from either, answers False: end now.
+        A sign-in or token call of the main thread is always let finish (bounded by its own
+        timeout): cut short, it would lose the refresh token Acumatica rotated in it
+        (docs/acumatica-api.md §7) or leave the session it opened holding a seat (§6); the run
+        ends (``again`` is called) once its answer is kept. Interrupting the main thread's GET
+        would not stop Acumatica from answering it after the logout (opening a session): the
+        run ends once it is answered or after ``QUIESCE_SECONDS`` (the signal is delivered
+        again), whichever comes first. A second call (the end of that wait, or a second
+        signal) answers False: end now, with a warning when it cuts a sign-in or token call.
         """
         client: AcumaticaClient | None = self.__dict__.get("client")
         if client is None:
             return False
         client.stop_sending()
-        if self._deferred is not None:
-            self._deferred.cancel()
+        authenticator: AcumaticaAuthenticator | None = self.__dict__.get("authenticator")
+        call = authenticator.main_auth_call() if authenticator is not None else None
+        if self._deferred:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._ending = True
+            if call is not None:
+                LOGGER.warning(
+                    "A second signal: stopping now, cutting the %s in flight short: %s.", *call
+                )
             return False
-        if not client.call_after_main_request(again):
+        if call is not None and authenticator is not None:
+            if not authenticator.call_after_main_auth_call(again):
+                return False  # it ended meanwhile
+            LOGGER.warning(
+                "Stopping once the %s in flight is answered and kept (at most %.0f s); a second "
+                "signal stops at once, and then %s.",
+                call.name,
+                AUTH_CALL_LIMIT_SECONDS,
+                call.loss,
+            )
+        elif client.call_after_main_request(again):
+            timer = threading.Timer(QUIESCE_SECONDS, self._end_after_auth_calls, (signum,))
+            timer.daemon = True
+            self._timer = timer
+            timer.start()
+        else:
             return False
-        timer = threading.Timer(QUIESCE_SECONDS, _resignal, (signum,))
-        timer.daemon = True
-        self._deferred = timer
-        timer.start()
+        self._deferred = True
         return True
+
+    def _end_after_auth_calls(self, signum: int) -> None:
+        """``QUIESCE_SECONDS`` after a signal: end the run, once no sign-in or token call is on.
+
+        The main thread may have started one after the signal (its request waited for the
+        credential another thread was renewing): cut short, it would lose what it obtains.
+        """
+        authenticator: AcumaticaAuthenticator | None = self.__dict__.get("authenticator")
+        if authenticator is not None:
+            authenticator.wait_auth_calls()
+        if not self._ending:
+            _resignal(signum)
 
 
 def _resignal(signum: int) -> None:

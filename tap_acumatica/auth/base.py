@@ -15,6 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
+from typing import NamedTuple
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -26,6 +27,24 @@ from tap_acumatica.errors import AuthError, CredentialsRejectedError
 from tap_acumatica.http.messages import auth_error_text
 
 logger = logging.getLogger("tap_acumatica.auth")
+
+#: (connect, read) timeout in seconds of a sign-in or token POST.
+AUTH_TIMEOUT = (10.0, 60.0)
+#: The longest a sign-in or token call may take, one resend included (``auth.oauth._refresh``).
+AUTH_CALL_LIMIT_SECONDS = 2 * sum(AUTH_TIMEOUT) + 5.0
+
+
+class AuthCall(NamedTuple):
+    """A sign-in or token call, and what ending the run before its answer is kept loses."""
+
+    name: str
+    loss: str
+
+
+#: A sign-in or token answer that is lost leaves its session open (docs/acumatica-api.md §6).
+SEAT_LEFT_OPEN = (
+    "its API session stays open, holding a seat until Acumatica ends it as idle (10-60 minutes)"
+)
 
 _LIVE: weakref.WeakSet[AcumaticaAuthenticator] = weakref.WeakSet()
 
@@ -64,6 +83,10 @@ class AcumaticaAuthenticator(requests.auth.AuthBase):
         self._renewals: list[float] = []
         self._quiesce_hooks: list[Callable[[], object]] = []
         self._closing = False
+        #: thread ident → the sign-in or token call it has in flight.
+        self._calls: dict[int, AuthCall] = {}
+        self._calls_done = threading.Condition()
+        self._after_main: Callable[[], None] | None = None
         _LIVE.add(self)
 
     # -- subclass hooks ------------------------------------------------------------------
@@ -92,7 +115,9 @@ class AcumaticaAuthenticator(requests.auth.AuthBase):
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         """Add the Cookie or Bearer credential to ``r``."""
         self._refuse_if_closing()
-        self._apply(r, self._credential())
+        credential = self._credential()
+        self._refuse_if_closing()  # signing in may have taken until the sign-out began
+        self._apply(r, credential)
         return r
 
     def answered(self, r: requests.PreparedRequest, response: requests.Response | None) -> bool:
@@ -115,6 +140,55 @@ class AcumaticaAuthenticator(requests.auth.AuthBase):
     def _remember(self, exc: CredentialsRejectedError) -> CredentialsRejectedError:
         self._rejected = exc
         return exc
+
+    @contextlib.contextmanager
+    def _auth_call(self, what: AuthCall) -> Iterator[None]:
+        """Mark a sign-in or token POST of this thread as in flight, up to keeping its answer.
+
+        ``Connection.defer_signal`` lets such calls end before it ends a run.
+        """
+        ident = threading.get_ident()
+        outer = self._calls.get(ident)  # a refresh resent once nests
+        self._calls[ident] = what
+        try:
+            yield
+        finally:
+            with self._calls_done:
+                if outer is None:
+                    self._calls.pop(ident, None)
+                else:
+                    self._calls[ident] = outer
+                self._calls_done.notify_all()
+            if outer is None and threading.current_thread() is threading.main_thread():
+                after, self._after_main = self._after_main, None
+                if after is not None:
+                    after()
+
+    def main_auth_call(self) -> AuthCall | None:
+        """The sign-in or token call the main thread has in flight (lock-free: signal-safe)."""
+        return self._calls.get(threading.main_thread().ident or 0)
+
+    def call_after_main_auth_call(self, callback: Callable[[], None]) -> bool:
+        """Run ``callback`` on the main thread once its sign-in or token call has ended.
+
+        False (nothing registered) when the main thread has none in flight. Used by a
+        deferred SIGTERM/SIGINT (``Connection.defer_signal``), from the signal handler.
+        """
+        if self.main_auth_call() is None:
+            return False
+        self._after_main = callback
+        return True
+
+    def wait_auth_calls(self, timeout: float = AUTH_CALL_LIMIT_SECONDS) -> bool:
+        """Wait (up to ``timeout`` s) until no sign-in or token call is in flight; True if none."""
+        deadline = time.monotonic() + timeout
+        with self._calls_done:
+            while self._calls:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._calls_done.wait(left)
+        return True
 
     def before_sign_out(self, hook: Callable[[], object]) -> None:
         """Run ``hook`` (e.g. an HTTP client's quiesce) before every sign-out."""

@@ -75,6 +75,12 @@ def authorization_request(
     return AuthorizationRequest(url, state, verifier, redirect_uri)
 
 
+def state_matches(params: dict[str, list[str]], expected_state: str) -> bool:
+    """True when the redirect carries this sign-in's ``state`` (RFC 6749 §10.12)."""
+    values = params.get("state") or [""]
+    return secrets.compare_digest(values[0].encode(), expected_state.encode())
+
+
 def code_from_redirect(params: dict[str, list[str]], expected_state: str) -> str:
     """Check the redirect's ``state`` and errors; return the authorization code."""
 
@@ -82,13 +88,13 @@ def code_from_redirect(params: dict[str, list[str]], expected_state: str) -> str
         values = params.get(name)
         return values[0] if values else None
 
+    if not state_matches(params, expected_state):
+        # A forged or stale redirect: never use its code, nor believe its error.
+        msg = "the OAuth redirect carried the wrong state (stale or forged); run --login again"
+        raise AuthError(msg)
     error = one("error")
     if error == "access_denied":
         msg = "sign-in was cancelled: access to Acumatica was denied in the browser"
-        raise AuthError(msg)
-    if not secrets.compare_digest((one("state") or "").encode(), expected_state.encode()):
-        # A forged or stale redirect (RFC 6749 §10.12); never use its code.
-        msg = "the OAuth redirect carried the wrong state (stale or forged); run --login again"
         raise AuthError(msg)
     if error:
         desc = one("error_description")
@@ -102,6 +108,10 @@ def code_from_redirect(params: dict[str, list[str]], expected_state: str) -> str
     return code
 
 
+_IGNORED = (
+    "This address did not come from the sign-in tap-acumatica is waiting for (wrong state); "
+    "it was ignored. Finish signing in from the URL the tap printed."
+)
 _PAGE = (
     "<!doctype html><html><head><meta charset='utf-8'><title>tap-acumatica</title></head>"
     "<body style='font-family:sans-serif'><h1>{title}</h1><p>{body}</p></body></html>"
@@ -142,6 +152,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._reply(404, "Not found", "This is tap-acumatica's sign-in listener.")
             return
         params = urllib.parse.parse_qs(parsed.query)
+        if not state_matches(params, self.server.expected_state):
+            # Any web page can send the browser here: a request without this sign-in's state
+            # is answered and ignored, and the sign-in goes on waiting for the real redirect.
+            self._reply(400, "Not this sign-in", _IGNORED)
+            say(f"Ignored a request to {self.server.callback_path} without this sign-in's state.")
+            return
         try:
             code = code_from_redirect(params, self.server.expected_state)
         except AuthError as exc:

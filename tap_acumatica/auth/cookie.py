@@ -6,11 +6,14 @@ import logging
 
 import requests
 
-from tap_acumatica.auth.base import AcumaticaAuthenticator
+from tap_acumatica.auth.base import AUTH_TIMEOUT, SEAT_LEFT_OPEN, AcumaticaAuthenticator, AuthCall
 from tap_acumatica.errors import AuthError, CredentialsRejectedError, LoginLimitError
 from tap_acumatica.http.messages import auth_error_text, is_login_limit
 
 logger = logging.getLogger("tap_acumatica.auth")
+
+#: docs/acumatica-api.md §6: each login is a session holding an API seat until its logout.
+SIGN_IN = AuthCall("sign-in", SEAT_LEFT_OPEN)
 
 
 class CookieAuthenticator(AcumaticaAuthenticator):
@@ -65,24 +68,37 @@ class CookieAuthenticator(AcumaticaAuthenticator):
         return self.lanes.cookie()
 
     def _renew(self, stale: str | None) -> None:
-        logger.info("Cookie session expired (401); signing in again.")
         lane = self.lanes.current()
-        if self.lanes.cookies.get(lane) == stale:
+        if stale is not None and self.lanes.cookies.get(lane) == stale:
             self.lanes.cookies.pop(lane, None)
+            # docs/acumatica-api.md §6: a 401 does not prove the session has ended; one that
+            # lives on holds its API seat for 10-60 minutes, so it is signed out first.
+            logger.info("Cookie session refused (401); signing it out and signing in again.")
+            try:
+                self._post_logout({"Cookie": stale})
+            except requests.RequestException as exc:
+                logger.warning("Sign-out of the refused session failed: %s", type(exc).__name__)
         self._open()
 
     def _login(self, lane: int) -> None:
         self._check_rejected()
+        with self._auth_call(SIGN_IN):  # a signal waits for it (Connection)
+            self._kept(lane, self._post_login())
+
+    def _post_login(self) -> requests.Response:
         self._http.cookies.clear()
         try:
-            resp = self._http.post(
-                f"{self.base_url}/entity/auth/login", json=self._body, timeout=(10, 60)
+            return self._http.post(
+                f"{self.base_url}/entity/auth/login", json=self._body, timeout=AUTH_TIMEOUT
             )
         except requests.RequestException as exc:
             msg = f"cannot reach Acumatica to sign in at {self.base_url}: {type(exc).__name__}"
             raise AuthError(msg) from None
         finally:
             self._http.cookies.clear()
+
+    def _kept(self, lane: int, resp: requests.Response) -> None:
+        """Keep the session a sign-in answer opened for ``lane``, or raise why there is none."""
         if is_login_limit(resp.status_code, resp.text):
             raise LoginLimitError
         if resp.status_code >= 400:

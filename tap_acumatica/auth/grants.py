@@ -13,6 +13,7 @@ from typing import Any
 
 from tap_acumatica import redact
 from tap_acumatica.auth import browser
+from tap_acumatica.auth.base import SEAT_LEFT_OPEN, AuthCall
 from tap_acumatica.auth.oauth import (
     AmbiguousAnswerError,
     OAuthAnswerError,
@@ -28,6 +29,14 @@ from tap_acumatica.errors import (
 )
 
 logger = logging.getLogger("tap_acumatica.auth")
+
+#: docs/acumatica-api.md §6, §7: every grant opens an API session, freed only by its sign-out.
+PASSWORD_GRANT = AuthCall("password grant", SEAT_LEFT_OPEN)
+PASSWORD_REFRESH = AuthCall(
+    "token refresh",
+    "the refresh token it rotates is lost (the next run signs in with the password again) and "
+    + SEAT_LEFT_OPEN,
+)
 
 
 class CodeGrantAuthenticator(OAuthAuthenticator):
@@ -137,6 +146,8 @@ class _NeedsSignInError(Exception):
 class PasswordGrantAuthenticator(OAuthAuthenticator):
     """``oauth_password``: the password grant (docs/acumatica-api.md §7), then refreshes."""
 
+    REFRESH_CALL = PASSWORD_REFRESH
+
     def __init__(self, *, username: str, password: str, **kwargs: Any) -> None:
         """The user's credentials; the rest go to :class:`OAuthAuthenticator`."""
         super().__init__(**kwargs)
@@ -161,17 +172,18 @@ class PasswordGrantAuthenticator(OAuthAuthenticator):
             "password": self._password,
             "scope": self.scope,
         }
-        try:
-            body = self._token_post(form)
-        except AmbiguousAnswerError as exc:
-            msg = f"Acumatica's token endpoint failed the password grant ({exc.detail})"
-            raise AuthError(msg) from None
-        except CredentialsRejectedError as exc:
-            raise self._remember(exc) from None
-        except OAuthAnswerError as exc:
-            # docs/acumatica-api.md §6: never sent again (wrong passwords lock the user out).
-            msg = str(exc)
-            if exc.error == "invalid_grant":
-                msg = "Acumatica rejected the username or password (invalid_grant)"
-            raise self._remember(CredentialsRejectedError(msg)) from None
-        self._accept(body, stored, fallback_rt=None)
+        with self._auth_call(PASSWORD_GRANT):  # a signal waits for it (Connection)
+            try:
+                body = self._token_post(form)
+            except AmbiguousAnswerError as exc:
+                msg = f"Acumatica's token endpoint failed the password grant ({exc.detail})"
+                raise AuthError(msg) from None
+            except CredentialsRejectedError as exc:
+                raise self._remember(exc) from None
+            except OAuthAnswerError as exc:
+                # docs/acumatica-api.md §6: never sent again (wrong passwords lock the user out).
+                msg = str(exc)
+                if exc.error == "invalid_grant":
+                    msg = "Acumatica rejected the username or password (invalid_grant)"
+                raise self._remember(CredentialsRejectedError(msg)) from None
+            self._accept(body, stored, fallback_rt=None)

@@ -11,6 +11,7 @@ The grants themselves (authorization code, password) are in ``auth.grants``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -20,7 +21,8 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from tap_acumatica import redact
-from tap_acumatica.auth.base import AcumaticaAuthenticator
+from tap_acumatica.auth.base import SEAT_LEFT_OPEN, AcumaticaAuthenticator, AuthCall
+from tap_acumatica.auth.expiry import rejected_chain_text
 from tap_acumatica.auth.sessions import CONCURRENT_SCOPE
 from tap_acumatica.auth.tokenstore import (
     StoredTokens,
@@ -37,6 +39,12 @@ logger = logging.getLogger("tap_acumatica.auth")
 MARGIN_SECONDS = 60.0  # refresh this long before the access token expires
 TOKEN_TIMEOUT = (10.0, 60.0)
 RESEND_PAUSE_SECONDS = 1.0
+#: docs/acumatica-api.md §7: a refresh rotates the refresh token; an answer never saved loses it.
+TOKEN_REFRESH = AuthCall(
+    "token refresh",
+    "the refresh token it rotates is lost (the next run fails with invalid_grant until the tap "
+    "is authorised again) and " + SEAT_LEFT_OPEN,
+)
 
 
 def relogin_hint(store: TokenStore | None) -> str:
@@ -66,6 +74,8 @@ class AmbiguousAnswerError(Exception):
 
 class OAuthAuthenticator(AcumaticaAuthenticator):
     """Bearer tokens from Acumatica's token endpoint, shared through the token store."""
+
+    REFRESH_CALL = TOKEN_REFRESH
 
     def __init__(
         self,
@@ -205,7 +215,8 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
             if t.access_token and t.access_token != stale and t.access_valid(MARGIN_SECONDS):
                 self._adopt(t)  # shared by another process, or still good
                 return
-            self._obtain(stored)
+            with self._auth_call(self.REFRESH_CALL):  # a signal waits for it (Connection)
+                self._obtain(stored)
 
     def _obtain(self, stored: StoredTokens) -> None:
         raise NotImplementedError
@@ -260,7 +271,7 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
             self._refresh(stored, second_try=second_try)
 
     def _dead_chain(self, stored: StoredTokens, *, lost: bool = False) -> None:
-        why = "the refresh token was rejected (invalid_grant: expired, revoked or already used)"
+        why = rejected_chain_text(stored.tokens, time.time())
         if lost or stored.pending_refresh_sha256 == sha256(stored.tokens.refresh_token):
             why += "; a refresh was interrupted before its answer was saved"
         raise AuthError(f"{why}; {relogin_hint(self.store)}")
@@ -269,6 +280,10 @@ class OAuthAuthenticator(AcumaticaAuthenticator):
         self, body: Mapping[str, Any], stored: StoredTokens, fallback_rt: str | None
     ) -> None:
         tokens = parse_token_response(body, fallback_rt=fallback_rt)
+        # A grant (no fallback_rt) starts a chain, a refresh continues it: the chain's age
+        # tells an expired refresh token from a revoked one (docs/acumatica-api.md §7).
+        start = tokens.issued_at if fallback_rt is None else stored.tokens.signed_in_at
+        tokens = dataclasses.replace(tokens, signed_in_at=start)
         self._save(StoredTokens(tokens, self.fingerprint, stored.seed_sha256))
         self._adopt(tokens)  # only now: the new refresh token is on disk first
         self._seat = True  # Acumatica opens an API session per grant (docs/acumatica-api.md §6, §7)

@@ -14,6 +14,12 @@ must be on disk before anything else happens, or the next run has no valid token
 Every write goes to a temp file in the same directory, is fsynced, ``os.replace``\\ d over the
 store and the directory is fsynced. Callers hold ``lock()`` (an inter-process file lock) from
 reading the store through refreshing to writing it.
+
+The store must be a regular file or a path that does not exist yet (created with mode 0600).
+Anything else (a directory, a device such as ``/dev/null``, a FIFO, a socket) is refused before
+the lock is taken and is never opened, replaced or written. A symlink is followed: tokens are
+written into the file it points to, the link stays (and a link to anything but a regular file
+is refused like its target).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -80,6 +86,8 @@ class TokenSet:
     expires_at: float | None = None
     scope: str | None = None
     issued_at: float | None = None
+    #: When the chain began (the sign-in whose refresh tokens this pair descends from).
+    signed_in_at: float | None = None
 
     def access_valid(self, margin: float = 60.0, now: float | None = None) -> bool:
         """True if there is an access token that is good for at least ``margin`` seconds.
@@ -111,6 +119,7 @@ class TokenStore:
 
     def __init__(self, path: str | os.PathLike[str], *, in_config: bool = False) -> None:
         raw = os.path.expandvars(os.path.expanduser(os.fspath(path)))
+        self.given = Path(raw)
         self.path = Path(os.path.realpath(raw))
         self.in_config = in_config
         self._lock = filelock.FileLock(
@@ -128,12 +137,44 @@ class TokenStore:
         """Where the tokens live, for messages."""
         return f"{self.path} (key {CONFIG_KEY!r})" if self.in_config else str(self.path)
 
+    def check_kind(self) -> None:
+        """ConfigError unless the store is a regular file or missing (see the module docstring).
+
+        Only ``stat``: a FIFO is never opened (that would block), a device never replaced.
+        """
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            msg = f"cannot use {self._named()} to keep OAuth tokens: {exc.strerror}"
+            raise ConfigError(msg) from None
+        if not stat.S_ISREG(mode):
+            raise self._not_regular(mode)
+
+    def _named(self) -> str:
+        link = f" (the link {self.given} leads there)" if self.given != self.path else ""
+        return f"{self.describe}{link}"
+
+    def _not_regular(self, mode: int) -> ConfigError:
+        kind = next((name for test, name in _KINDS if test(mode)), "not a plain file")
+        fix = (
+            "give --config a regular JSON file"
+            if self.in_config
+            else "set oauth_settings_location to a JSON file path (a missing file is created)"
+        )
+        link = f" ({self.given} links to it)" if self.given != self.path else ""
+        return ConfigError(
+            f"the OAuth token store {self.describe} is {kind}, not a regular file{link}; {fix}"
+        )
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the inter-process lock (read → refresh → write happen inside it)."""
-        if not self.in_config:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.check_kind()  # before the lock: the lock file goes next to the store
         try:
+            if not self.in_config:
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._lock.acquire()
         except filelock.Timeout:
             msg = (
@@ -141,6 +182,12 @@ class TokenStore:
                 f"for {LOCK_TIMEOUT_SECONDS:.0f} s; is a refresh stuck?"
             )
             raise AuthError(msg) from None
+        except OSError as exc:
+            msg = (
+                f"cannot lock the OAuth token store {self._named()} ({self.path}.lock: "
+                f"{exc.strerror}); its directory must be a writable directory"
+            )
+            raise ConfigError(msg) from None
         try:
             yield
         finally:
@@ -148,9 +195,20 @@ class TokenStore:
 
     # -- reading -------------------------------------------------------------------------
 
+    def _read_text(self) -> str:
+        """The store's text; it is checked to be a regular file after opening, before reading."""
+        self.check_kind()
+        # O_NONBLOCK: a FIFO put there since the check must not block the open.
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "r", encoding="utf-8") as fh:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise self._not_regular(mode)
+            return fh.read()
+
     def _read_document(self) -> dict[str, Any]:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = self._read_text()
         except FileNotFoundError:
             if self.in_config:
                 msg = f"config file {self.path} is gone; cannot save OAuth tokens there"
@@ -186,6 +244,7 @@ class TokenStore:
             expires_at=_ts(body.get("expires_at")),
             scope=body.get("scope") or None,
             issued_at=_ts(body.get("issued_at")),
+            signed_in_at=_ts(body.get("signed_in_at")),
         )
         return StoredTokens(
             tokens=tokens,
@@ -208,6 +267,7 @@ class TokenStore:
             "expires_at": _iso(t.expires_at),
             "refresh_token": t.refresh_token,
             "scope": t.scope,
+            "signed_in_at": _iso(t.signed_in_at),
             "updated_at": _iso(time.time()),
         }
         if stored.seed_sha256:
@@ -227,13 +287,14 @@ class TokenStore:
         if mode & 0o077 and str(self.path) not in _warned:
             _warned.add(str(self.path))
             logger.warning(
-                "Config file %s is readable by other users (mode %o) and now holds OAuth tokens; "
-                "consider chmod 600.",
+                "Config file %s is open to other users (mode %o) and now holds OAuth tokens; "
+                "run chmod 600 on it.",
                 self.path,
                 mode,
             )
 
     def _atomic_write(self, text: str, mode: int) -> None:
+        self.check_kind()  # never replace a device, a FIFO or a directory
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
@@ -258,6 +319,15 @@ class TokenStore:
         for stale in directory.glob(f".{self.path.name}.*.tmp"):
             with contextlib.suppress(OSError):
                 stale.unlink()
+
+
+_KINDS: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def _under_meltano(config_files: Sequence[str]) -> Path | None:

@@ -61,18 +61,23 @@ def test_is_loopback(host: str | None, loop: bool) -> None:
     assert is_loopback(host) is loop
 
 
-def _hit(url: str, after: threading.Thread | None = None) -> threading.Thread:
+def _hit(
+    url: str, after: threading.Thread | None = None, statuses: list[int] | None = None
+) -> threading.Thread:
     """GET ``url`` from a thread, as a browser would, once the request ``after`` has ended.
 
     The listener is bound before this is called: the connection waits in its backlog until
-    ``wait`` serves it, so no delay is needed to let the test reach ``wait``.
+    ``wait`` serves it, so no delay is needed to let the test reach ``wait``. The answer's
+    status goes to ``statuses``.
     """
 
     def go() -> None:
         if after is not None:
             after.join(10)  # keep the order of two requests
         with contextlib.suppress(requests.RequestException):
-            requests.get(url, timeout=10)
+            status = requests.get(url, timeout=10).status_code
+            if statuses is not None:
+                statuses.append(status)
 
     t = threading.Thread(target=go, daemon=True)
     t.start()
@@ -99,12 +104,22 @@ def test_listener_localhost_binds_loopback_addresses() -> None:
         listener.close()
 
 
-def test_listener_rejects_tampered_state() -> None:
+def test_listener_answers_a_wrong_state_400_and_waits_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Any web page can send the browser to the loopback callback: neither a forged code nor a
+    # forged error may end the sign-in, and neither code may be used.
     port = free_port()
-    listener = codegrant.RedirectListener.open(f"http://127.0.0.1:{port}/cb")
-    _hit(f"http://127.0.0.1:{port}/cb?code=sbxcd-999999&state=forged")
-    with pytest.raises(AuthError, match="wrong state"):
-        listener.wait("expected", timeout=10)
+    url = f"http://127.0.0.1:{port}/cb"
+    listener = codegrant.RedirectListener.open(url)
+    statuses: list[int] = []
+    forged = _hit(f"{url}?code=sbxcd-999999&state=forged", statuses=statuses)
+    cancel = _hit(f"{url}?error=access_denied", after=forged, statuses=statuses)
+    _hit(f"{url}?code=sbxcd-real01&state=expected", after=cancel)
+    assert listener.wait("expected", timeout=10) == "sbxcd-real01"
+    cancel.join(10)
+    assert statuses == [400, 400]
+    assert capsys.readouterr().err.count("Ignored a request to /cb") == 2
 
 
 def test_listener_reports_access_denied() -> None:

@@ -121,6 +121,37 @@ def test_code_grant_in_chromium(browser: Any, setup: tuple[Sandbox, Path, Path])
     assert stats["active_sessions"] == 0  # --login signed out of the session it opened
 
 
+def test_a_stray_callback_does_not_end_the_login(
+    browser: Any, setup: tuple[Sandbox, Path, Path]
+) -> None:
+    box, cfg, store = setup
+    login = Login(cfg)
+    page = browser.new_page()
+    try:
+        # Any web page can send the browser to the loopback callback (a forged code, a forged
+        # cancel): each gets a 400 page and --login waits on for the real redirect.
+        for stray in ("?code=sbxcd-forged1&state=forged", "?error=access_denied"):
+            answer = page.goto(cfg_redirect(cfg) + stray)
+            assert answer is not None
+            assert answer.status == 400
+            assert "Not this sign-in" in page.inner_text("h1")
+        page.goto(login.url)
+        page.fill("#username", "admin")
+        page.fill("#password", box.credentials()["password"])
+        page.click("#approve")
+        page.wait_for_selector("text=Signed in", timeout=30000)
+    finally:
+        page.close()
+    code, text = login.finish()
+    assert code == 0, text
+    assert text.count("Ignored a request to /callback") == 2
+    assert_no_secrets(text, box)
+    doc = json.loads(store.read_text())
+    assert doc["refresh_token"].startswith("sbxrt-")
+    assert doc["signed_in_at"].endswith("Z")  # the chain's start, for an expiry message later
+    assert box.stats()["refresh_tokens"]["issued"] == 1
+
+
 def test_deny_in_chromium_fails_cleanly(browser: Any, setup: tuple[Sandbox, Path, Path]) -> None:
     box, cfg, store = setup
     login = Login(cfg)

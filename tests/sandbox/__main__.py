@@ -25,8 +25,9 @@ Prints the base URL as the first stdout line; the admin API is at <root>/_sandbo
 
 EPILOG = """\
 Fault JSON keys (percentages 0-100 of data requests): http_500, http_429, html_error, reset,
-truncate, slow (+ slow_ms), revoke; script (list of kinds for the next requests), entities,
-include_discovery, skip_first, max_faults, optimization ({"Entity": ["ExpandName"]}),
+truncate, slow (+ slow_ms), revoke, http_401, trickle (+ trickle_ms), gzip_bomb (+ bomb_mb);
+retry_after (the Retry-After of http_429 answers); script (list of kinds for the next requests),
+entities, include_discovery, skip_first, max_faults, optimization ({"Entity": ["ExpandName"]}),
 token_delay_ms, token_delay_after, seed. Example:
   python -m tests.sandbox --port 0 --faults '{"http_500": 5, "reset": 2}' --fault-seed 3
 See tests/sandbox/README.md.
@@ -196,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="delay every /identity/connect/token answer (default 0)",
     )
+    g.add_argument(
+        "--login-delay-ms",
+        type=int,
+        default=0,
+        help="delay every /entity/auth/login answer, after its session opened (default 0)",
+    )
     failing.add_arguments(p)
     contract5.add_arguments(p)  # issue 11: --endpoints
     stamps.add_arguments(p)  # issue 11: --stamp-precision, --detail-edits, …
@@ -237,11 +244,13 @@ def options_from_args(ns: argparse.Namespace) -> Any:
             sliding_days=ns.sliding_days,
             auto_approve=ns.auto_approve,
             redirect_port=ns.redirect_port,
+            login_delay_ms=ns.login_delay_ms,
         ),
         failing=failing.options_from_args(ns),
         endpoints=ns.endpoints,
         stamps=stamps.options_from_args(ns),
         legacy_odata=ns.legacy_odata,
+        type_drift=ns.type_drift,
     )
 
 

@@ -10,6 +10,7 @@ import hmac
 import random
 import secrets
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +103,7 @@ class AuthOptions:
     sliding_days: float = 0.0  # 0 = absolute expiration mode
     auto_approve: str | None = None
     redirect_port: int = 8765
+    login_delay_ms: float = 0.0  # --login-delay-ms: the session opens, its answer comes late
 
 
 class LoginLimitError(Exception):
@@ -244,6 +246,10 @@ class Seats:
             except LoginLimitError:
                 return login_limit_reply()
             self.counters.logins += 1
+        if self.opt.login_delay_ms > 0:
+            # api.md §6: the login opened the session (it holds a seat) before its answer leaves;
+            # a client that stops waiting never learns its cookies and cannot sign it out.
+            time.sleep(self.opt.login_delay_ms / 1000)
         return Reply(204, b"", None, session_cookies(sess))
 
     def logout(self, cookies: dict[str, str], authorization: str | None) -> Reply:
