@@ -3,12 +3,17 @@
 - ``Stream._write_state_message`` and ``state_manager.is_flushed`` (:func:`emit_state`): a
   window's bookmark must leave as a STATE message the moment the window is committed; the
   SDK's public path writes STATE only every ``STATE_MSG_FREQUENCY`` records and at the end.
+  Not in BATCH mode: there the SDK's own STATE after each BATCH message is the one that
+  follows its data (``WindowedStream._commit``).
 - ``Tap._handle_termination`` (overridden in ``tap.py``): the SDK exits 0 on SIGTERM/SIGINT,
   which an orchestrator reads as a complete sync; the run must end ``128 + signum`` and sign
   out first (``Connection.defer_signal``).
 - ``singer_sdk.configuration._dict_config.parse_environment_config`` (:func:`env_config`): the
   SDK's own reading of ``TAP_ACUMATICA_*`` variables for ``--config ENV``, which the CLI needs
   before the SDK runs, to validate and redact.
+- ``singer_sdk.plugin_base._ConfigInput`` (:func:`config_input`): what the SDK's ``--config``
+  callback returns; the CLI builds it from the config it has read and checked, so the SDK runs
+  on exactly those values (the same numbers, a byte-order mark allowed).
 - ``Stream._tap`` and ``Stream._stream_maps`` (:func:`rekey`): the SDK's mapper takes a
   stream's key properties from the catalog when the tap starts, and the SCHEMA message reads
   them from there; a stream whose ids turn out to be session-scoped must be keyed otherwise
@@ -23,6 +28,7 @@ from typing import Any
 
 from singer_sdk import Stream
 from singer_sdk.configuration._dict_config import parse_environment_config
+from singer_sdk.plugin_base import _ConfigInput
 
 
 def emit_state(stream: Stream) -> None:
@@ -34,6 +40,11 @@ def emit_state(stream: Stream) -> None:
 def env_config(schema: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """Settings from ``<prefix><SETTING>`` environment variables, typed by the schema."""
     return parse_environment_config(dict(schema), prefix)
+
+
+def config_input(config: dict[str, Any]) -> Any:
+    """The SDK's ``--config`` value for a config already read, ``ENV`` variables included."""
+    return _ConfigInput(config=config, parse_env=False)
 
 
 def rekey(stream: Stream, keys: Sequence[str], id_description: str) -> None:

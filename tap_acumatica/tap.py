@@ -116,7 +116,10 @@ class TapAcumatica(Tap):
             return
         self._terminating = True
         try:
-            self.state_writer.write_state(self.state)
+            # In batch mode records may still wait for their file: the STATE written after
+            # the last BATCH message stands (WindowedStream._commit).
+            if not self.config.get("batch_config"):
+                self.state_writer.write_state(self.state)
         finally:
             self.logger.info("Gracefully shutting down...")
             sys.exit(128 + int(signum))

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests._batch import batch_config, early_states, truth_stamps
+from tests._batch import records_by_stream as delivered_by_stream
 from tests.chaos.support import (
     TapProcess,
     bookmarks,
@@ -37,10 +41,45 @@ def _union(into: dict[str, set[str]], run: TapProcess) -> None:
         into.setdefault(stream, set()).update(ids)
 
 
+class BatchTapProcess(TapProcess):
+    """A tap in batch mode: no RECORD lines; its records are those of its BATCH files.
+
+    ``kill_after`` counts output lines of any type (SCHEMA, BATCH, STATE), so a kill lands
+    anywhere between two messages, and a file that no BATCH line named is not delivered.
+    """
+
+    def read(self, kill_after: int | None = None, sig: int = signal.SIGKILL) -> TapProcess:
+        """Read stdout to the end; with ``kill_after``, signal after that many lines."""
+        assert self.proc.stdout is not None
+        if kill_after is not None and kill_after <= 0:
+            self.proc.send_signal(sig)
+            self.signalled = sig
+        for line in self.proc.stdout:
+            if not line.endswith(b"\n"):
+                break  # a partial last line of a killed process
+            self.lines.append(line)
+            if kill_after is not None and self.signalled is None and len(self.lines) >= kill_after:
+                self.proc.send_signal(sig)
+                self.signalled = sig
+        self.proc.wait(timeout=300)
+        self._err.close()
+        self.records = sum(len(ids) for ids in self.records_by_stream().values())
+        return self
+
+    def records_by_stream(self) -> dict[str, set[str]]:
+        """Record ids per stream, read from the files the BATCH messages name."""
+        return delivered_by_stream(self.messages())
+
+
+@pytest.mark.parametrize("mode", ["records", "batch"])
 def test_kill9_at_random_points_then_resume_loses_nothing(
-    sandbox_factory: SandboxFactory, tmp_path: Path
+    sandbox_factory: SandboxFactory, tmp_path: Path, mode: str
 ) -> None:
-    """A chain of runs, each killed with SIGKILL at a random point and resumed from its STATE."""
+    """A chain of runs, each killed with SIGKILL at a random point and resumed from its STATE.
+
+    In batch mode (jsonl + gzip files of 100 records, windows of up to 150) the kill point
+    is a count of output lines, and what a run delivered is what its BATCH files hold.
+    """
     kills = size(8, 25)
     # A killed process cannot sign out: its API seats (one per worker session, 2 by default)
     # stay taken for 30-60 minutes idle, so the licence has two seats per kill.
@@ -54,10 +93,19 @@ def test_kill9_at_random_points_then_resume_loses_nothing(
         "--api-seats",
         str(2 * kills + 4),
     )
-    config = tap_config(box, ENTITIES, page_size=150)
+    extra: dict[str, Any] = {}
+    process: type[TapProcess] = TapProcess
+    if mode == "batch":
+        extra["batch_config"] = batch_config(tmp_path / "files", 100)
+        process = BatchTapProcess
+    config = tap_config(box, ENTITIES, page_size=150, **extra)
     truth = {e: {r["id"] for r in box.ground_truth(e)["live"]} for e in ENTITIES}
     total = sum(len(ids) for ids in truth.values())
+    # Kill points: RECORD lines, or in batch mode lines (about two per file of 100 records).
+    span = total if mode == "records" else total // 50
     rng = random.Random(20261128)
+    stamps = truth_stamps(box, ENTITIES)
+    early = 0
     union: dict[str, set[str]] = {}
     state = None
     emitted = 0
@@ -65,9 +113,11 @@ def test_kill9_at_random_points_then_resume_loses_nothing(
     killed = 0
     for i in range(kills + 1):
         last = i == kills
-        point = None if last else rng.randint(0, max(1, 2 * total // kills))
-        run = TapProcess(box, config, tmp_path, state=state, name=f"run{i}").read(kill_after=point)
+        point = None if last else rng.randint(0, max(1, 2 * span // kills))
+        run = process(box, config, tmp_path, state=state, name=f"run{i}").read(kill_after=point)
         run.check_secrets("kill -9 chain")
+        # Each STATE follows the data it covers: whatever a kill could have cut off after it.
+        early += len(early_states(run.messages(), stamps, union))
         _union(union, run)
         emitted += run.records
         if run.signalled is not None:
@@ -82,18 +132,21 @@ def test_kill9_at_random_points_then_resume_loses_nothing(
     assert run.returncode == 0, "the chain must end with a complete run"
     lost = {e: len(truth[e] - union.get(e, set())) for e in ENTITIES}
     record_figure(
-        "kill9",
+        "kill9" if mode == "records" else "kill9_batch",
         {
+            **({"batch": "jsonl + gzip files of 100 records"} if mode == "batch" else {}),
             "kill_points": killed,
             "records_at_kill": points,
             "records_truth": total,
             "records_emitted": emitted,
             "re_emitted": emitted - sum(len(v) for v in union.values()),
+            "states_ahead_of_data": early,
             "lost": sum(lost.values()),
             "lost_by_stream": lost,
         },
     )
     assert killed >= min(kills, 5)
+    assert early == 0, "a STATE was written before the data it covers"
     assert lost == dict.fromkeys(ENTITIES, 0)
 
 
