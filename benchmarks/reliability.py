@@ -138,6 +138,7 @@ def render(figs: dict[str, dict[str, Any]], *, elapsed: float | None, notes: str
             f"({f['texts']:,} texts, {f['bytes'] / 1e6:,.1f} MB) scanned for the sandbox's "
             "secret prefixes",
             f"hits: **{f['hits']}**", "0", f["hits"] == 0))  # fmt: skip
+    lines += hardening_rows(figs)
     if figs.get("bad_input", {}).get("messages"):
         lines += ["", "Sample of the one-line errors:", ""]
         msgs = [
@@ -160,6 +161,68 @@ def render(figs: dict[str, dict[str, Any]], *, elapsed: float | None, notes: str
         "",
     ]
     return "\n".join(lines)
+
+
+def hardening_rows(figs: dict[str, dict[str, Any]]) -> list[str]:
+    """Rows of the cases issue 12 added: BATCH mode, slow token answers, hostile bodies."""
+    lines: list[str] = []
+    f = figs.get("kill9_batch")
+    if f:
+        lines.append(_row(
+            f"kill -9 at {f['kill_points']} random points of a BATCH-mode sync ({f['batch']}; "
+            f"3 streams, {f['records_truth']:,} records), each run resumed from the last STATE "
+            "it emitted; delivered = what its BATCH messages' files hold",
+            f"records lost: **{f['lost']}** ({f['re_emitted']:,} re-emitted); STATEs ahead "
+            f"of their data: **{f['states_ahead_of_data']}**",
+            "lost 0, ahead 0", f["lost"] == 0 and f["states_ahead_of_data"] == 0))  # fmt: skip
+    f = figs.get("signal_refresh")
+    if f:
+        sigs = ", ".join(f"{k} {v}" for k, v in f["signals"].items())
+        lo, hi = (ms / 1000 for ms in f["token_delay_ms"])
+        lines.append(_row(
+            f"{f['runs']} runs signalled ({sigs}) while their token refresh was on the wire, "
+            f"the answer {lo:.0f}-{hi:.0f} s late with the token already rotated "
+            f"({f['answers_past_5s']} came more than 5 s after the signal)",
+            f"refresh-token chains lost: **{f['chains_lost']}** (`invalid_grant` "
+            f"{f['invalid_grant_server']}); API seats left open {f['seats_left_open']}",
+            "lost 0, seats 0", f["chains_lost"] == 0 and f["seats_left_open"] == 0))  # fmt: skip
+    f = figs.get("signal_sign_in")
+    if f:
+        kinds = ", ".join(f"{k} {v}" for k, v in f["by_auth"].items())
+        lines.append(_row(
+            f"{f['runs']} runs signalled while a sign-in had opened its session and its answer "
+            f"was {f['sign_in_delay_ms'] / 1000:.0f} s late ({kinds}; "
+            f"{f['answers_past_5s']} came more than 5 s after the signal)",
+            f"API seats left open: **{f['seats_left_open']}**", "0",
+            f["seats_left_open"] == 0))  # fmt: skip
+    f = figs.get("trickle")
+    if f:
+        deadlines = sorted({r["deadline_seconds"] for r in f["by_run"]})
+        lines.append(_row(
+            f"answers trickling one byte per {f['trickle_ms']} ms (adversarial), {f['runs']} "
+            f"runs with response_deadline_seconds {', '.join(map(str, deadlines))}",
+            f"ended with one line: **{f['one_line']}** of {f['runs']}; at most "
+            f"{f['max_seconds_past_deadline']} s past the deadline, start-up included",
+            "every run ends, one line", f["ended"] == f["runs"] == f["one_line"]))  # fmt: skip
+    f = figs.get("decompression_bomb")
+    if f:
+        biggest = max(f["bombs"], key=lambda b: b["inflated_mib"])
+        lines.append(_row(
+            f"gzip answers inflating to {', '.join(str(b['inflated_mib']) for b in f['bombs'])} "
+            f"MiB (adversarial; {biggest['wire_bytes'] / 1e6:.1f} MB on the wire for the "
+            "largest)",
+            f"refused at the {f['cap_mib']} MiB cap with one line; the tap's peak memory "
+            f"**{max(b['peak_mib'] for b in f['bombs'])} MiB** (a normal run: "
+            f"{f['normal_run_peak_mib']} MiB)",
+            "refused, memory bounded",
+            all(b["exit"] == 1 for b in f["bombs"])))  # fmt: skip
+    f = figs.get("retry_after_beyond_wait")
+    if f:
+        lines.append(_row(
+            f"`Retry-After: {f['retry_after']}` on a 429, beyond what a run may wait",
+            f"one line after **{f['requests_429']}** request, {f['seconds']} s, no sleep",
+            "reported once", f["requests_429"] == 1 and f["exit"] == 1))  # fmt: skip
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

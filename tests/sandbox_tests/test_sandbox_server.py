@@ -44,7 +44,7 @@ def test_help_documents_every_option() -> None:
     ).stdout
     for option in (
         "--port", "--seed", "--records", "--big-entity", "--big-records", "--tz", "--site-path",
-        "--legacy-odata",
+        "--legacy-odata", "--type-drift", "--login-delay-ms",
         "--api-seats", "--session-idle-seconds", "--max-concurrent", "--per-minute",
         "--latency-ms", "--per-record-us", "--access-token-ttl", "--refresh-lifetime-days",
         "--sliding-days", "--auto-approve", "--writers", "--faults", "--fault-seed",
