@@ -152,18 +152,30 @@ class TapProcess:
         if kill_after is not None and kill_after <= 0:
             self.proc.send_signal(sig)
             self.signalled = sig
+        counted = 0
         for line in self.proc.stdout:
             if not line.endswith(b"\n"):
                 break  # a partial last line of a killed process
             self.lines.append(line)
-            if line.startswith(b'{"type":"RECORD"') or b'"type": "RECORD"' in line[:40]:
-                self.records += 1
-                if kill_after is not None and self.signalled is None and self.records >= kill_after:
+            if self.counts(line):
+                counted += 1
+                if kill_after is not None and self.signalled is None and counted >= kill_after:
                     self.proc.send_signal(sig)
                     self.signalled = sig
         self.proc.wait(timeout=300)
         self._err.close()
+        self.finished()
         return self
+
+    def counts(self, line: bytes) -> bool:
+        """Whether ``line`` counts toward ``kill_after``: here a RECORD (counted in ``records``)."""
+        if line.startswith(b'{"type":"RECORD"') or b'"type": "RECORD"' in line[:40]:
+            self.records += 1
+            return True
+        return False
+
+    def finished(self) -> None:
+        """After the process ended: nothing more to do here."""
 
     def signal_at(self, seconds: float, sig: int) -> TapProcess:
         """Send ``sig`` after ``seconds`` (if still running), then read to the end."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,23 +47,13 @@ class BatchTapProcess(TapProcess):
     anywhere between two messages, and a file that no BATCH line named is not delivered.
     """
 
-    def read(self, kill_after: int | None = None, sig: int = signal.SIGKILL) -> TapProcess:
-        """Read stdout to the end; with ``kill_after``, signal after that many lines."""
-        assert self.proc.stdout is not None
-        if kill_after is not None and kill_after <= 0:
-            self.proc.send_signal(sig)
-            self.signalled = sig
-        for line in self.proc.stdout:
-            if not line.endswith(b"\n"):
-                break  # a partial last line of a killed process
-            self.lines.append(line)
-            if kill_after is not None and self.signalled is None and len(self.lines) >= kill_after:
-                self.proc.send_signal(sig)
-                self.signalled = sig
-        self.proc.wait(timeout=300)
-        self._err.close()
+    def counts(self, line: bytes) -> bool:
+        """Every output line counts toward ``kill_after``."""
+        return True
+
+    def finished(self) -> None:
+        """The records delivered are those of the files the BATCH messages name."""
         self.records = sum(len(ids) for ids in self.records_by_stream().values())
-        return self
 
     def records_by_stream(self) -> dict[str, set[str]]:
         """Record ids per stream, read from the files the BATCH messages name."""
