@@ -170,7 +170,6 @@ class ContractStream(WindowedStream):
         where = window_filter(window, self.replication_key, self._contract)
         params = {**self._query, "$filter": where}
         rows = self._records({**params, "$top": size})
-        requests = 1
         if len(rows) >= size:
             if window.splittable:
                 stamps = PageStamps.of(rows, self.replication_key)
@@ -179,19 +178,15 @@ class ContractStream(WindowedStream):
             self.logger.info(
                 "%s: more than %d records changed at %s; paging them", self.name, size, window
             )
-            counter = [0]
-
-            def page(skip: int, top: int) -> list[dict[str, Any]]:
-                counter[0] += 1
-                return self._records({**params, "$top": top, "$skip": skip or None})
-
             rows = list(
                 page_consistently(
-                    page, page_size=size, first_page=rows, what=f"{self.name} records at {window}"
+                    lambda skip, top: self._records({**params, "$top": top, "$skip": skip or None}),
+                    page_size=size,
+                    first_page=rows,
+                    what=f"{self.name} records at {window}",
                 )
             )
-            requests += counter[0]
-        return WindowResult(window, rows, requests=requests)
+        return WindowResult(window, rows)
 
     def _records(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """One list GET, as Singer records (decoded straight into typed structs)."""

@@ -14,10 +14,9 @@ class Progress:
 
     Windows are sized on the fly, so their total is not known up front: completion is measured
     as the share of the planned time range already committed, and the ETA extrapolates it.
-    With ``sent`` (the HTTP client's count of requests sent for the stream) the request count
+    ``sent`` is the HTTP client's count of requests sent for the stream, so the request count
     is every request the stream put on the wire since the progress began (retries, the probe
     and its sample, re-read windows, a read without ``$select``): what the server counted.
-    Without it, the count is what ``advance`` was told.
     """
 
     def __init__(
@@ -28,7 +27,7 @@ class Progress:
         start: int,
         end: int,
         interval: float = DEFAULTS["progress_interval_seconds"],
-        sent: Callable[[], int] | None = None,
+        sent: Callable[[], int],
     ) -> None:
         """Start tracking the range ``[start, end)`` (epoch ms)."""
         self.logger = logger
@@ -38,8 +37,7 @@ class Progress:
         self.interval = interval
         self.windows = 0
         self._sent = sent
-        self._sent_before = sent() if sent is not None else 0
-        self._told = 0
+        self._sent_before = sent()
         self.records = 0
         self.covered = start
         self._began = time.monotonic()
@@ -48,8 +46,6 @@ class Progress:
     @property
     def requests(self) -> int:
         """Requests the stream sent since the progress began."""
-        if self._sent is None:
-            return self._told
         return self._sent() - self._sent_before
 
     @property
@@ -58,11 +54,10 @@ class Progress:
         span = self.end - self.start
         return 1.0 if span <= 0 else min(1.0, (self.covered - self.start) / span)
 
-    def advance(self, *, covered: int, records: int, requests: int = 1) -> None:
+    def advance(self, *, covered: int, records: int) -> None:
         """Record a completed window and log if the interval has passed."""
         self.windows += 1
         self.records += records
-        self._told += requests
         self.covered = max(self.covered, covered)
         now = time.monotonic()
         if now - self._last >= self.interval:

@@ -27,7 +27,6 @@ class WindowResult:
     window: Window
     records: list[dict[str, Any]] = field(default_factory=list)
     full: bool = False  # came back full: split and re-read
-    requests: int = 1
     tie: int | None = None  # a full window's dominant stamp (ms): isolate it, don't bisect
     sample: tuple[int, ...] = ()  # a full window's page stamps (ms), sorted: where to cut
 

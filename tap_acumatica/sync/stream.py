@@ -233,9 +233,7 @@ class WindowedStream(Stream):
             )
             yield from records
             self._commit(context, result.window.end)
-            progress.advance(
-                covered=result.window.end, records=len(records), requests=result.requests
-            )
+            progress.advance(covered=result.window.end, records=len(records))
 
     def _server_now_us(self) -> int:
         """The server's clock now: local time plus the skew seen in its ``Date`` headers."""

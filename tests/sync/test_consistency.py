@@ -105,7 +105,7 @@ def _run(
     monkeypatch.setattr(stream, "_commit", lambda context, end: commits.append(end))
     planner = WindowPlanner(page_size=100, initial_width=100)
     monkeypatch.setattr(planner, "observe", lambda *a, **k: None)  # keep 100 ms windows
-    progress = Progress(logging.getLogger("t"), "SalesOrder", start=0, end=300)
+    progress = Progress(logging.getLogger("t"), "SalesOrder", start=0, end=300, sent=lambda: 0)
     with pytest.raises(StampInconsistencyError) as info:
         out.extend(r["id"] for r in stream._emit_windows(None, planner, (0, 300), progress))
     out.append(str(info.value))

@@ -109,7 +109,7 @@ def test_records_leave_sorted_window_by_window(
     monkeypatch.setattr(stream, "fetch_window", lambda w: WindowResult(w, pages[w]))
     monkeypatch.setattr(stream, "_commit", lambda context, end: commits.append(end))
     planner = WindowPlanner(page_size=100, initial_width=100)
-    progress = Progress(logging.getLogger("t"), "SalesOrder", start=0, end=200)
+    progress = Progress(logging.getLogger("t"), "SalesOrder", start=0, end=200, sent=lambda: 0)
     out = list(stream._emit_windows(None, planner, (0, 200), progress))
     assert [r["id"] for r in out] == ["a", "b", "d", "c"]  # deduplicated, sorted per window
     assert commits == [100, 200]
