@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import Any
 
-from tests.sandbox import contract5, failing, stamps
+from tests.sandbox import contract5, failing, odata_dac, stamps
 from tests.sandbox.auth import COOKIE_IDLE_SECONDS, OAUTH_IDLE_SECONDS, AuthOptions
 from tests.sandbox.faults import FaultConfigError, parse_config
 
@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     failing.add_arguments(p)
     contract5.add_arguments(p)  # issue 11: --endpoints
     stamps.add_arguments(p)  # issue 11: --stamp-precision, --detail-edits, …
+    odata_dac.add_arguments(p)  # issue 13: --untracked-deletions, --big-metadata
     del a
     return p
 
@@ -251,6 +252,9 @@ def options_from_args(ns: argparse.Namespace) -> Any:
         stamps=stamps.options_from_args(ns),
         legacy_odata=ns.legacy_odata,
         type_drift=ns.type_drift,
+        untracked_deletions=ns.untracked_deletions,
+        untracked_status=ns.untracked_status,
+        big_metadata=ns.big_metadata,
     )
 
 

@@ -30,6 +30,11 @@ def handle_admin(handler: Handler, method: str, path: str) -> Reply:
             return json_reply(200, app.auth.credentials())
         if method == "GET" and path == "stats":
             return json_reply(200, stats(handler))
+        if method == "GET" and path.startswith("records/dac/"):
+            truth = app.dac.ground_truth(path[len("records/dac/") :])
+            if truth is None:
+                return json_reply(404, {"error": f"unknown DAC {path[len('records/dac/') :]!r}"})
+            return json_reply(200, truth)
         if method == "GET" and path.startswith("records/"):
             return json_reply(200, app.dataset.ground_truth(path[len("records/") :]))
         if method == "POST" and path == "mutate":

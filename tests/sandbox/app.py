@@ -13,6 +13,7 @@ from typing import Any
 from tests.sandbox.auth import AuthOptions
 from tests.sandbox.clock import VirtualClock
 from tests.sandbox.contract5 import LEGACY_ENDPOINTS
+from tests.sandbox.dac_rows import DacStore
 from tests.sandbox.data import Dataset
 from tests.sandbox.failing import Failing, FailingOptions
 from tests.sandbox.faults import Faults
@@ -56,6 +57,10 @@ class Options:
     stamps: StampOptions = field(default_factory=StampOptions)  # issue 11 (stamps.py)
     legacy_odata: bool = False  # api.md §8: pre-2024 R2 paths /odata, /odatav4 (odata.py)
     type_drift: tuple[str, ...] = ()  # api.md §3: Entity.Field served off-type (rest.py)
+    # issue 13, api.md §8, §10 (odata_dac.py): DACs not on SM207010, their error, 20 MB $metadata
+    untracked_deletions: tuple[str, ...] = ()
+    untracked_status: int = 404
+    big_metadata: bool = False
 
 
 class Stats:
@@ -122,6 +127,7 @@ class App:
             site_path=options.site_path,
             stamps=options.stamps,
         )
+        self.dac = DacStore(self.dataset)  # DAC OData rows over the same data (api.md §8)
         self.auth = AuthState(self.clock, options.auth, options.seed)
         self.limiter = Limiter(options.max_concurrent, options.per_minute)
         self.faults = Faults(options.faults, options.fault_seed, options.token_delay_ms)

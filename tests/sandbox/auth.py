@@ -124,6 +124,7 @@ class Counters:
     logins: int = 0
     logouts: int = 0
     sessions_opened: int = 0
+    basic_calls: int = 0  # OData calls signed with basic auth (api.md §8: a session each)
     issued: int = 0
     consumed: int = 0
     rejected: int = 0
@@ -305,6 +306,7 @@ class Seats:
                 return self._check_bearer(token, now, cookies)
             basic = basic_credentials(authorization) if allow_basic else None
             if basic is not None and self.check_user(*basic):
+                self.counters.basic_calls += 1
                 return Access()  # api.md §8: basic auth is a conventional user, no API seat
             sid = cookies.get("ASP.NET_SessionId")
             sess = self.sessions.get(sid or "")
@@ -397,6 +399,7 @@ class Seats:
                 "logins": c.logins,
                 "logouts": c.logouts,
                 "sessions_opened": c.sessions_opened,
+                "basic_calls": c.basic_calls,
                 "token_grants": dict(c.grants),
             }
 

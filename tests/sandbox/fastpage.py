@@ -239,7 +239,8 @@ class PageRenderer:
             counts = np.ones(n, dtype=np.int64)
         else:
             lo, hi = schema(gen.schema.details[member]).lines
-            counts = lo + np.array(vpick(c.hm, salt | 1, hi - lo + 1), dtype=np.int64)
+            base = c.h if c.kids is None else c.kids  # records.line_count: stable line sets
+            counts = lo + np.array(vpick(base, salt | 1, hi - lo + 1), dtype=np.int64)
         total = int(counts.sum())
         rep = np.repeat(np.arange(n), counts)
         starts = np.cumsum(counts) - counts

@@ -13,16 +13,17 @@ With ``--legacy-odata`` (instances before 2024 R2, api.md §8) the same services
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 from zoneinfo import ZoneInfo
 
-from tests.sandbox import Reply, json_reply, not_found, odata_dac
+from tests.sandbox import Reply, not_found
 from tests.sandbox.auth import TENANT
-from tests.sandbox.odata_dac import tracked_dacs
+from tests.sandbox.gi_params import gi_functions, parse_gi_segment
+from tests.sandbox.odata_dac import route_dac
 from tests.sandbox.odata_query import (
     CSDL_V3_NS,
     EDM,
@@ -36,15 +37,14 @@ from tests.sandbox.odata_query import (
     service_document,
     service_document_v3,
 )
+from tests.sandbox.odata_reply import empty_body, odata_error
+from tests.sandbox.odata_reply import guard as _guard
+from tests.sandbox.odata_reply import reply as _reply
+from tests.sandbox.odata_reply import reply_v3 as _reply_v3
+from tests.sandbox.odata_reply import xml_reply as _xml
 
 if TYPE_CHECKING:
     from tests.sandbox.server import Handler
-
-ODATA_JSON = "application/json; odata.metadata=minimal; charset=utf-8"
-ODATA_HEADERS = [("OData-Version", "4.0")]
-# api.md §8, legacy GI service (OData v3, WCF Data Services style): JSON light, minimal metadata
-V3_JSON = "application/json;odata=minimalmetadata;streaming=true;charset=utf-8"
-V3_HEADERS = [("DataServiceVersion", "3.0;")]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class Inquiry:
     entity: str  # Dataset entity the rows come from
     keys: tuple[str, ...]
     columns: tuple[Column, ...]
+    parameters: tuple[str, ...] = ()  # api.md §8: <GI>_WithParameters(P='X'), gi_params.py
 
 
 INQUIRIES = {
@@ -105,18 +106,23 @@ INQUIRIES = {
                 Column("LastModifiedOn", "LastModifiedDateTime", "DateTime"),
             ),
         ),
+        Inquiry(  # a GI with a parameter and a formula column (api.md §8)
+            "SalesOrdersByStatus",
+            "Sales Orders by Status",
+            "SalesOrder",
+            ("OrderType", "OrderNbr"),
+            (
+                Column("OrderType", "OrderType", "String"),
+                Column("OrderNbr", "OrderNbr", "String", 15),
+                Column("Status", "Status", "String"),
+                Column("OrderTotal", "OrderTotal", "Decimal"),
+                Column("LastModifiedOn", "LastModified", "DateTime"),
+                Column("LastActivityOn", "LastModified", "DateTime", formula=True),
+            ),
+            ("Status",),
+        ),
     )
 }
-
-
-def odata_error(
-    status: int, message: str, headers: list[tuple[str, str]] | None = None, *, v3: bool = False
-) -> Reply:
-    """An OData error body: v4 ``{"error": …}``, or v3 JSON light ``{"odata.error": …}``."""
-    if v3:  # OData v3 JSON: the message is a {lang, value} object (api.md §8: GI OData v3)
-        body = {"odata.error": {"code": "", "message": {"lang": "en-US", "value": message}}}
-        return json_reply(status, body, [*(headers or []), *V3_HEADERS])
-    return json_reply(status, {"error": {"code": "", "message": message}}, headers)
 
 
 # ---------------------------------------------------------------- routing
@@ -177,64 +183,23 @@ def route_gi(handler: Handler, rest: list[str], svc: Service) -> Reply:
         return _reply(200, service_document(svc.root, list(INQUIRIES)))
     if rest == ["$metadata"]:
         return _xml(metadata_xml(v3=svc.v3), v3=svc.v3)
-    gi = _find_inquiry(rest[0])
-    if gi is None or len(rest) > 1:
+    try:
+        name, args = parse_gi_segment(rest[0], handler.params)
+    except ODataError as err:
+        return odata_error(err.status, err.message, v3=svc.v3)
+    gi = _find_inquiry(name)
+    if gi is None or len(rest) > 1 or (args is not None and set(args) - set(gi.parameters)):
         return odata_error(404, f"Resource not found for the segment '{rest[0]}'.", v3=svc.v3)
+    # api.md §9: a GI's rows need the rights of the screens behind it; the sandbox takes its
+    # source entity's (--forbidden, --not-set-up).
+    gate = handler.server.app.failing.entity_gate(gi.entity)
+    if gate is not None:
+        return gate
     handler.server.app.stats.query(handler.stat_path, handler.params)
     return handler.limited(
-        lambda: _guard(lambda: gi_data(handler, gi, svc), v3=svc.v3), entity=gi.entity
+        lambda: _guard(lambda: gi_data(handler, gi, svc, args or {}), v3=svc.v3),
+        entity=gi.entity,
     )
-
-
-def route_dac(handler: Handler, rest: list[str], root: str) -> Reply:
-    """The DAC service: service document, ``$metadata`` and ``px.GetDeletedRecords()`` (§10)."""
-    app = handler.server.app
-    if not rest:
-        return _reply(200, service_document(root, [n for n, _d, _e in tracked_dacs()]))
-    if rest == ["$metadata"]:
-        return _xml(odata_dac.metadata_xml())
-    if len(rest) != 2 or rest[1].lower() != "px.getdeletedrecords()":
-        # DAC rows are not served; only the deleted-records function of tracked DACs
-        return odata_error(404, f"Resource not found for the segment '{rest[-1]}'.")
-    entity = app.dataset.entity_of_dac(rest[0])
-    if entity is None:
-        return odata_error(404, f"Resource not found for the segment '{rest[0]}'.")
-    app.stats.query(handler.stat_path, handler.params)
-    cutoff = app.clock.now() - dt.timedelta(days=app.opt.deleted_keep_days)
-
-    def work() -> Reply:
-        body = odata_dac.deleted_records(app.dataset, cutoff, entity, handler.params, root)
-        return _reply(200, body, len(body["value"]))
-
-    return handler.limited(lambda: _guard(work), entity=entity)
-
-
-def _guard(work: Callable[[], Reply], *, v3: bool = False) -> Reply:
-    try:
-        return work()
-    except ODataError as err:
-        if v3:
-            return odata_error(err.status, err.message, v3=True)
-        return odata_error(err.status, err.message, ODATA_HEADERS)
-
-
-def _xml(text: str, *, v3: bool = False) -> Reply:
-    headers = V3_HEADERS if v3 else ODATA_HEADERS
-    return Reply(200, text.encode(), "application/xml; charset=utf-8", list(headers))
-
-
-def _reply_v3(status: int, obj: Any, records: int = 0) -> Reply:
-    reply = json_reply(status, obj, list(V3_HEADERS))
-    reply.content_type = V3_JSON
-    reply.records = records
-    return reply
-
-
-def _reply(status: int, obj: Any, records: int = 0) -> Reply:
-    reply = json_reply(status, obj, list(ODATA_HEADERS))
-    reply.content_type = ODATA_JSON
-    reply.records = records
-    return reply
 
 
 def _find_inquiry(name: str) -> Inquiry | None:
@@ -256,7 +221,8 @@ def metadata_xml(*, v3: bool = False) -> str:
         f"<EntitySet Name={quoteattr(gi.name)} EntityType={quoteattr('Default.' + gi.name)}/>"
         for gi in INQUIRIES.values()
     )
-    if v3:
+    functions, imports = gi_functions(INQUIRIES.values())
+    if v3:  # api.md §8: parameters are not modelled on the legacy v3 service
         return csdl_v3(
             f'<Schema Namespace="Default" xmlns="{CSDL_V3_NS}">{types}'
             '<EntityContainer Name="Default" m:IsDefaultEntityContainer="true">'
@@ -264,22 +230,28 @@ def metadata_xml(*, v3: bool = False) -> str:
         )
     return csdl(
         '<Schema Namespace="Default" xmlns="http://docs.oasis-open.org/odata/ns/edm">'
-        f'{types}<EntityContainer Name="Default">{sets}</EntityContainer></Schema>'
+        f'{types}{functions}<EntityContainer Name="Default">{sets}{imports}'
+        "</EntityContainer></Schema>"
     )
 
 
 # ---------------------------------------------------------------- data
 
 
-def gi_data(handler: Handler, gi: Inquiry, svc: Service) -> Reply:
+def gi_data(handler: Handler, gi: Inquiry, svc: Service, args: dict[str, str]) -> Reply:
+    """Rows of ``gi`` (with its parameter values ``args``: rows whose column equals each)."""
     app = handler.server.app
     tz = ZoneInfo(app.opt.tz)
     cols = {c.name: c for c in gi.columns}
     query = Query(handler.params, cols, tz, v3=svc.v3)
+    if any(cols[name].formula for name in query.used):
+        return empty_body()  # api.md §8: a filter on a formula column: 200, empty body
 
     def rows() -> Iterator[dict[str, Any]]:
         for raw in app.dataset.rows(gi.entity):
-            yield {c.name: _local(raw.get(c.source), c, tz) for c in gi.columns}
+            row = {c.name: _local(raw.get(c.source), c, tz) for c in gi.columns}
+            if all(not v or row.get(k) == v for k, v in args.items()):
+                yield row
 
     out = query.run(rows())
     value = [{k: _gi_out(row[k], cols[k]) for k in query.select} for row in out]

@@ -1,104 +1,108 @@
-"""DAC-based OData: deleted-record tracking (api.md §10) and the DAC service's ``$metadata``.
+"""The DAC OData service (api.md §8, §10): routing, options, deleted-record tracking.
 
-The sandbox serves only ``px.GetDeletedRecords()`` of the DACs behind its tracked entities (the
-ones with a change field); their entity sets, types and the bound function are in ``$metadata``.
-DAC rows themselves are not served.
+``{root}`` (service document), ``{root}/$metadata`` (dac_metadata.py), ``{root}/{DAC}`` (rows,
+dac_serve.py over dac_rows.py) and ``{root}/{DAC}/px.GetDeletedRecords()``; ``{root}`` is
+``…/t/{tenant}/api/odata/dac`` or, with ``--legacy-odata``, ``…/odatav4/{tenant}``. DAC names:
+full, short or display (dac_defs.find).
+
+Options: ``--untracked-deletions DAC,…`` (DACs not on SM207010: no bound function in
+``$metadata``, and the function answers ``--untracked-status``, default 404, with ODataLib's
+"segment … refers to a collection" text — UNVERIFIED), ``--big-metadata`` (~20 MB ``$metadata``).
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
-from typing import TYPE_CHECKING, Any
-from xml.sax.saxutils import quoteattr
+from typing import TYPE_CHECKING
 
-from tests.sandbox.entities import ENTITIES
-from tests.sandbox.odata_query import EDM, Column, Query, csdl, entity_type
+from tests.sandbox import Reply
+from tests.sandbox.dac_defs import find
+from tests.sandbox.dac_metadata import metadata_xml, pad_type, service_names
+from tests.sandbox.dac_serve import deleted_body, rows_body, untracked_message
+from tests.sandbox.odata_query import service_document
+from tests.sandbox.odata_reply import ODATA_HEADERS, guard, odata_error, reply, xml_reply
 
 if TYPE_CHECKING:
-    from tests.sandbox.data import Dataset
+    from tests.sandbox.server import Handler
 
-DELETED_COLUMNS = (
-    Column("RefNoteID", "RefNoteID", "Guid"),
-    Column("DeleteDate", "DeleteDate", "DateTimeOffset"),
-)
-# api.md §8: entity sets by full name (PX_Objects_SO_SOOrder); the module of each DAC name
-MODULES = {
-    "Customer": "AR", "ARCustomer": "AR", "BAccount": "CR", "Vendor": "AP", "APVendor": "AP",
-    "SOOrder": "SO", "ARInvoice": "AR", "SOInvoice": "SO", "ARRegister": "AR",
-    "APInvoice": "AP", "APRegister": "AP", "ARPayment": "AR", "InventoryItem": "IN",
-    "StockItem": "IN", "NonStockItem": "IN", "POOrder": "PO", "Batch": "GL", "GLTran": "GL",
-    "Account": "GL", "Contact": "CR", "EPEmployee": "EP", "SOShipment": "SO",
-    "PMProject": "PM", "Contract": "CT", "Sub": "GL",
-}  # fmt: skip
+UNTRACKED_STATUSES = (400, 404, 500)
 
 
-def tracked_dacs() -> list[tuple[str, str, str]]:
-    """(entity set full name, short DAC name, entity) of every DAC with deleted-record tracking."""
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("DAC OData (issue 13, api.md §8, §10)")
+    g.add_argument(
+        "--untracked-deletions",
+        type=_dac_list,
+        default=(),
+        metavar="DAC,…",
+        help="DACs missing from SM207010 (Tables to Track Deleted Records): no bound "
+        "GetDeletedRecords in $metadata, and px.GetDeletedRecords() answers an error (default '')",
+    )
+    g.add_argument(
+        "--untracked-status",
+        type=int,
+        choices=UNTRACKED_STATUSES,
+        default=404,
+        help="HTTP status of px.GetDeletedRecords() on an untracked DAC (default 404; UNVERIFIED)",
+    )
+    g.add_argument(
+        "--big-metadata",
+        action="store_true",
+        help="pad the DAC $metadata to ~20 MB with extra entity types (the real size)",
+    )
+
+
+def _dac_list(text: str) -> tuple[str, ...]:
     out = []
-    for name, edef in ENTITIES.items():
-        if not edef.change or edef.inquiry:
-            continue  # SM207010 tracks DACs of entities the sandbox can change and delete
-        dac = edef.dacs[0] if edef.dacs else name
-        out.append((f"PX_Objects_{MODULES.get(dac, 'CS')}_{dac}", dac, name))
-    return out
+    for name in (n.strip() for n in text.split(",") if n.strip()):
+        dac = find(name)
+        if dac is None:
+            msg = f"unknown DAC {name!r}"
+            raise argparse.ArgumentTypeError(msg)
+        out.append(dac.short)
+    return tuple(out)
 
 
-def metadata_xml() -> str:
-    """CSDL of the tracked DACs and the bound ``PX.GetDeletedRecords()`` function.
+def route_dac(handler: Handler, rest: list[str], root: str) -> Reply:
+    """Service document, ``$metadata``, rows and ``px.GetDeletedRecords()`` (api.md §8, §10)."""
+    app = handler.server.app
+    opt = app.opt
+    if not rest:
+        return reply(200, service_document(root, service_names(opt.big_metadata)))
+    if rest == ["$metadata"]:
+        return xml_reply(metadata_xml(frozenset(opt.untracked_deletions), opt.big_metadata))
+    dac = find(rest[0])
+    pad = pad_type(rest[0]) if opt.big_metadata else None
+    if (dac is None and pad is None) or len(rest) > 2:
+        return odata_error(404, f"Resource not found for the segment '{rest[0]}'.")
+    if pad is not None and dac is None:  # a --big-metadata padding table: always empty
+        body = {"@odata.context": f"{root}/$metadata#{rest[0]}", "value": []}
+        return reply(200, body) if len(rest) == 1 else odata_error(404, untracked_message(pad))
+    assert dac is not None
+    entity = dac.sources[0].entity
+    # api.md §9: rights are granted per screen. UNVERIFIED for DAC OData; the sandbox's reading:
+    # a DAC's rows (and deletions) need the rights of its source entity's screen (--forbidden).
+    gate = app.failing.entity_gate(entity)
+    if gate is not None:
+        return gate
+    if len(rest) == 1:
+        app.stats.query(handler.stat_path, handler.params)
 
-    Each DAC type has its entity's key fields, NoteID and LastModifiedDateTime (a small subset:
-    the real DAC metadata is ~20 MB, api.md §8); the function returns
-    ``Collection(PX.Api.ODataV4.DeletedRecord)`` with ``RefNoteID`` and ``DeleteDate`` (§10).
-    """
-    ns = 'xmlns="http://docs.oasis-open.org/odata/ns/edm"'
-    types, sets, functions = [], [], []
-    for full, _dac, entity in tracked_dacs():
-        keys = list(ENTITIES[entity].keys)
-        cols = [Column(k, k, "Int" if entity == "Contact" else "String") for k in keys]
-        cols += [Column("NoteID", "NoteID", "Guid"), Column("LastModifiedDateTime", "", "DateTime")]
-        types.append(entity_type(full, keys, cols))
-        default = quoteattr(f"Default.{full}")
-        sets.append(f"<EntitySet Name={quoteattr(full)} EntityType={default}/>")
-        functions.append(
-            '<Function Name="GetDeletedRecords" IsBound="true">'
-            f'<Parameter Name="bindingParameter" Type={quoteattr(f"Collection(Default.{full})")}/>'
-            '<ReturnType Type="Collection(PX.Api.ODataV4.DeletedRecord)"/></Function>'
-        )
-    deleted = "".join(
-        f'<Property Name="{c.name}" Type="{EDM[c.type]}" Nullable="false"/>'
-        for c in DELETED_COLUMNS
-    )
-    return csdl(
-        f'<Schema Namespace="Default" {ns}>{"".join(types)}'
-        f'<EntityContainer Name="Default">{"".join(sets)}</EntityContainer></Schema>',
-        f'<Schema Namespace="PX" {ns}>{"".join(functions)}</Schema>',
-        f'<Schema Namespace="PX.Api.ODataV4" {ns}>'
-        f'<ComplexType Name="DeletedRecord">{deleted}</ComplexType></Schema>',
-    )
+        def rows() -> Reply:
+            body = rows_body(app.dac, dac, handler.params, root)
+            return reply(200, body, len(body["value"]))
 
+        return handler.limited(lambda: guard(rows), entity=entity)
+    if rest[1].lower() != "px.getdeletedrecords()":
+        return odata_error(404, f"Resource not found for the segment '{rest[1]}'.")
+    if dac.short in opt.untracked_deletions:
+        return odata_error(opt.untracked_status, untracked_message(dac), ODATA_HEADERS)
+    app.stats.query(handler.stat_path, handler.params)
+    cutoff = app.clock.now() - dt.timedelta(days=opt.deleted_keep_days)
 
-def deleted_records(
-    dataset: Dataset, cutoff: dt.datetime, entity: str, params: dict[str, str], root: str
-) -> dict[str, Any]:
-    """api.md §10: RefNoteID + DeleteDate of records deleted within "Days to Keep Records".
+    def deleted() -> Reply:
+        body = deleted_body(app.dac, dac, cutoff, handler.params, root)
+        return reply(200, body, len(body["value"]))
 
-    ``root`` is the DAC service root: ``…/t/{tenant}/api/odata/dac`` or, on a legacy instance,
-    ``…/odatav4/{tenant}`` (api.md §8).
-    """
-    cols = {c.name: c for c in DELETED_COLUMNS}
-    query = Query(params, cols, dt.timezone.utc)
-    items = sorted(dataset.deleted(entity), key=lambda item: (item[1], item[0]))
-    rows = ({"RefNoteID": g, "DeleteDate": d} for g, d in items if d >= cutoff)
-    out = query.run(rows)
-    value = [
-        {k: (_z(row[k]) if isinstance(row[k], dt.datetime) else row[k]) for k in query.select}
-        for row in out
-    ]
-    context = f"{root}/$metadata#Collection(PX.Api.ODataV4.DeletedRecord)"
-    return {"@odata.context": context, "value": value}
-
-
-def _z(value: dt.datetime) -> str:
-    return (
-        value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+    return handler.limited(lambda: guard(deleted), entity=entity)

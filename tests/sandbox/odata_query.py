@@ -7,12 +7,15 @@ OData ``$filter`` parser (v4 syntax; v3 typed literals tolerated). api.md §8.
 from __future__ import annotations
 
 import datetime as dt
-import re
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import quoteattr
+
+from tests.sandbox.odata_filter import FilterParser, ODataError
+
+__all__ = ["Column", "FilterParser", "ODataError", "Query"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,7 @@ class Column:
     source: str  # field of Dataset.rows()
     type: str  # String | Decimal | Int | Boolean | DateTime | DateTimeOffset | Guid
     pad: int = 0  # api.md §8: OData keeps CHAR key padding ("AALEGO500 ")
+    formula: bool = False  # a GI formula column: a $filter on it answers 200, empty body (§8)
 
 
 EDM = {
@@ -30,6 +34,7 @@ EDM = {
     "Boolean": "Edm.Boolean",
     "DateTime": "Edm.DateTimeOffset",
     "DateTimeOffset": "Edm.DateTimeOffset",
+    "Date": "Edm.DateTimeOffset",  # DAC date-only fields: midnight of the date, UTC (UNVERIFIED)
     "Guid": "Edm.Guid",
 }
 
@@ -38,13 +43,6 @@ EDM = {
 # they are Edm.DateTime there (v4 has no such type and declares them Edm.DateTimeOffset).
 EDM_V3 = {**EDM, "DateTime": "Edm.DateTime"}
 CSDL_V3_NS = "http://schemas.microsoft.com/ado/2009/11/edm"
-
-
-class ODataError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def csdl(*schemas: str) -> str:
@@ -105,31 +103,45 @@ KNOWN = {"$filter", "$orderby", "$top", "$skip", "$select", "$format", "$skiptok
 
 
 class Query:
-    """$filter / $orderby / $skip / $top / $select over flat rows."""
+    """$filter / $orderby / $skip / $top / $select over flat rows.
+
+    ``expand``: the DAC service accepts ``$expand`` (api.md §8; the GI service refuses it);
+    ``literal`` adjusts date-time literals (DAC: SQL Server ticks, api.md §3).
+    """
 
     def __init__(
-        self, params: dict[str, str], cols: dict[str, Column], tz: dt.tzinfo, *, v3: bool = False
+        self,
+        params: dict[str, str],
+        cols: dict[str, Column],
+        tz: dt.tzinfo,
+        *,
+        v3: bool = False,
+        expand: bool = False,
+        literal: Callable[[dt.datetime], dt.datetime] | None = None,
     ) -> None:
+        refused = UNSUPPORTED - {"$expand"} if expand else UNSUPPORTED
         for name in params:
-            if name in UNSUPPORTED:
+            if name in refused:
                 raise ODataError(400, f"The query parameter '{name}' is not supported.")
-            if name.startswith("$") and name not in KNOWN:
+            if name.startswith("$") and name not in KNOWN | {"$expand"}:
                 raise ODataError(400, f"The query parameter '{name}' is not supported.")
         self.cols = cols
         self.tz = tz
-        self.filter = (
-            FilterParser(params["$filter"], cols, tz, v3=v3).parse()
-            if params.get("$filter")
-            else None
-        )
+        self.used: set[str] = set()
+        self.filter = None
+        if params.get("$filter"):
+            parser = FilterParser(params["$filter"], cols, tz, v3=v3, literal=literal)
+            self.filter = parser.parse()
+            self.used = parser.used
         self.order = self._orderby(params.get("$orderby", ""))
         self.top = _nonneg(params, "$top")
         self.skip = _nonneg(params, "$skip") or 0
         select = [s.strip() for s in params.get("$select", "").split(",") if s.strip()]
+        self.expand = [s.strip() for s in params.get("$expand", "").split(",") if s.strip()]
         for name in select:
-            if name not in cols:
+            if name not in cols and name not in self.expand:
                 raise ODataError(400, f"Could not find a property named '{name}'.")
-        self.select = select or list(cols)
+        self.select = [s for s in select if s in cols] or list(cols)
 
     def _orderby(self, text: str) -> list[tuple[str, bool]]:
         out = []
@@ -147,7 +159,7 @@ class Query:
         if self.order:
             data = list(matching)
             for name, desc in reversed(self.order):
-                data.sort(key=lambda r, n=name: _sort_key(r[n]), reverse=desc)
+                data.sort(key=functools.partial(_column_key, name), reverse=desc)
             end = None if self.top is None else self.skip + self.top
             return data[self.skip : end]
         out: list[dict[str, Any]] = []
@@ -158,6 +170,10 @@ class Query:
                 break
             out.append(row)
         return out
+
+
+def _column_key(name: str, row: dict[str, Any]) -> tuple[int, Any]:
+    return _sort_key(row[name])
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -177,233 +193,4 @@ def _nonneg(params: dict[str, str], name: str) -> int | None:
         raise ODataError(400, f"Invalid value '{params[name]}' for {name}.") from None
     if value < 0:
         raise ODataError(400, f"Invalid value '{params[name]}' for {name}.")
-    return value
-
-
-TOKEN = re.compile(
-    r"\s*(?:(?P<str>'(?:[^']|'')*')"
-    r"|(?P<typed>(?:datetimeoffset|datetime|guid)'[^']*')"
-    r"|(?P<dt>\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:\d{2})?)(?![\w-])"
-    r"|(?P<guid>[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})"
-    r"|(?P<num>-?\d+(?:\.\d+)?[mMdD]?)"
-    r"|(?P<punct>[(),])"
-    r"|(?P<word>[A-Za-z_][\w.]*))"
-)
-COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": lambda a, b: a == b,
-    "ne": lambda a, b: a != b,
-    "gt": lambda a, b: a > b,
-    "ge": lambda a, b: a >= b,
-    "lt": lambda a, b: a < b,
-    "le": lambda a, b: a <= b,
-}
-FUNCS = {"contains", "startswith", "endswith", "substringof", "tolower", "toupper"}
-
-Pred = Callable[[dict[str, Any]], Any]
-
-
-class FilterParser:
-    """A small OData $filter parser (v4 syntax; v3 typed literals tolerated).
-
-    ``v3`` (the legacy GI service, api.md §8) speaks OData v3 only: date-times are typed
-    literals (``datetime'2024-01-01T00:00:00'``, ``datetimeoffset'…'``), a bare ISO date-time
-    is a syntax error and ``contains`` (v4) an unknown function (v3 has ``substringof``).
-    """
-
-    def __init__(
-        self, text: str, cols: dict[str, Column], tz: dt.tzinfo, *, v3: bool = False
-    ) -> None:
-        self.text = text
-        self.cols = cols
-        self.tz = tz
-        self.v3 = v3
-        self.tokens: list[tuple[str, str]] = []
-        pos = 0
-        text = text.rstrip()
-        while pos < len(text):
-            m = TOKEN.match(text, pos)
-            if not m or m.end() == pos:
-                raise ODataError(400, f"Syntax error at position {pos} in '{self.text}'.")
-            kind = m.lastgroup or ""
-            if v3 and kind == "dt":  # OData v3 has no bare date-time literals
-                raise ODataError(400, f"Syntax error at position {pos} in '{self.text}'.")
-            self.tokens.append((kind, m.group(kind)))
-            pos = m.end()
-        self.i = 0
-
-    def parse(self) -> Pred:
-        pred = self._or()
-        if self.i != len(self.tokens):
-            raise ODataError(400, f"Syntax error: unexpected '{self.tokens[self.i][1]}'.")
-        return pred
-
-    def _peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
-
-    def _take(self, value: str | None = None) -> tuple[str, str]:
-        tok = self._peek()
-        if tok is None or (value is not None and tok[1].lower() != value):
-            wanted = f"'{value}'" if value else "an operand"
-            raise ODataError(400, f"Syntax error in '{self.text}': expected {wanted}.")
-        self.i += 1
-        return tok
-
-    def _word(self, *words: str) -> bool:
-        tok = self._peek()
-        return tok is not None and tok[0] == "word" and tok[1].lower() in words
-
-    def _or(self) -> Pred:
-        left = self._and()
-        while self._word("or"):
-            self._take()
-            right = self._and()
-            left = _either(left, right)
-        return left
-
-    def _and(self) -> Pred:
-        left = self._not()
-        while self._word("and"):
-            self._take()
-            right = self._not()
-            left = _both(left, right)
-        return left
-
-    def _not(self) -> Pred:
-        if self._word("not"):
-            self._take()
-            inner = self._not()
-            return lambda r: inner(r) is not True
-        return self._compare()
-
-    def _compare(self) -> Pred:
-        left, lcol = self._operand()
-        if self._word(*COMPARE):
-            op = COMPARE[self._take()[1].lower()]
-            right, rcol = self._operand()
-            col = lcol or rcol
-            lconv, rconv = self._coerce(left, col), self._coerce(right, col)
-
-            def cmp(r: dict[str, Any]) -> bool:
-                a, b = lconv(r), rconv(r)
-                if a is None or b is None:
-                    return op(a, b) if op in (COMPARE["eq"], COMPARE["ne"]) else False
-                try:
-                    return bool(op(a, b))
-                except TypeError:
-                    return False
-
-            return cmp
-        return left
-
-    def _coerce(self, fn: Pred, col: Column | None) -> Pred:
-        tz = self.tz
-
-        def conv(r: dict[str, Any]) -> Any:
-            v = fn(r)
-            if isinstance(v, str) and col is not None:
-                if col.type in ("DateTime", "DateTimeOffset") and not isinstance(v, dt.datetime):
-                    return v
-                return v.rstrip() if col.pad else v
-            if isinstance(v, dt.datetime) and col is not None:
-                if col.type == "DateTime":  # GI: naive tenant-local values
-                    return v.astimezone(tz).replace(tzinfo=None) if v.tzinfo else v
-                return v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)
-            if isinstance(v, Decimal):
-                return float(v)
-            return v
-
-        return conv
-
-    def _operand(self) -> tuple[Pred, Column | None]:
-        tok = self._take()
-        kind, text = tok
-        if text == "(":
-            inner = self._or()
-            self._take(")")
-            return inner, None
-        if kind == "str":
-            value = text[1:-1].replace("''", "'")
-            return (lambda r: value), None
-        if kind in ("dt", "typed"):
-            if text.lower().startswith("guid"):
-                guid = text[5:-1].lower()
-                return (lambda r: guid), None
-            value = _literal_datetime(text)
-            return (lambda r: value), None
-        if kind == "guid":
-            return (lambda r: text.lower()), None
-        if kind == "num":
-            number: Any = Decimal(text.rstrip("mMdD"))
-            return (lambda r: number), None
-        if kind == "word":
-            low = text.lower()
-            if low in ("true", "false"):
-                flag = low == "true"
-                return (lambda r: flag), None
-            if low == "null":
-                return (lambda r: None), None
-            if low in FUNCS and self._peek() == ("punct", "("):
-                if self.v3 and low == "contains":
-                    raise ODataError(400, f"Unknown function '{text}'.")
-                return self._function(low), None
-            if text not in self.cols:
-                raise ODataError(400, f"Could not find a property named '{text}'.")
-            col = self.cols[text]
-            if col.type == "Guid":
-                return (lambda r: (r[text] or "").lower() or None), col
-            return (lambda r: r[text]), col
-        raise ODataError(400, f"Syntax error in '{self.text}' near '{text}'.")
-
-    def _function(self, name: str) -> Pred:
-        self._take("(")
-        args = [self._operand()]
-        while self._peek() == ("punct", ","):
-            self._take(",")
-            args.append(self._operand())
-        self._take(")")
-        fns = [a[0] for a in args]
-
-        def text(fn: Pred, r: dict[str, Any]) -> str | None:
-            v = fn(r)
-            return v.rstrip() if isinstance(v, str) else None
-
-        if name in ("tolower", "toupper") and len(fns) == 1:
-            f = fns[0]
-            return lambda r: None if text(f, r) is None else getattr(text(f, r), name[2:])()
-        if len(fns) != 2:
-            raise ODataError(400, f"Function '{name}' takes two arguments.")
-        a, b = fns
-        if name == "substringof":  # v3: substringof(needle, haystack)
-            a, b = b, a
-        method = {"contains": "__contains__", "substringof": "__contains__"}.get(name, name)
-
-        def call(r: dict[str, Any]) -> bool:
-            hay, needle = text(a, r), text(b, r)
-            if hay is None or needle is None:
-                return False
-            return bool(getattr(hay, method)(needle))
-
-        return call
-
-
-def _either(a: Pred, b: Pred) -> Pred:
-    return lambda r: a(r) is True or b(r) is True
-
-
-def _both(a: Pred, b: Pred) -> Pred:
-    return lambda r: a(r) is True and b(r) is True
-
-
-def _literal_datetime(text: str) -> dt.datetime:
-    raw = text
-    if "'" in text:
-        raw = text[text.index("'") + 1 : -1]
-    raw = raw.replace(" ", "+")  # an unencoded "+" arrives as a space
-    raw = raw.replace("Z", "+00:00").replace("z", "+00:00")
-    # Python 3.10's fromisoformat wants 0, 3 or 6 fractional digits: pad to 6.
-    raw = re.sub(r"\.(\d{1,6})\d*", lambda m: "." + m.group(1).ljust(6, "0"), raw)
-    try:
-        value = dt.datetime.fromisoformat(raw)
-    except ValueError:
-        raise ODataError(400, f"Unrecognized date-time literal '{text}'.") from None
     return value

@@ -181,8 +181,10 @@ class SchemaGen:
         return Ctx(c.idx, h, hm, c.changed, c.created, fmt_guid((h << 64) | mix64(h)), c.keys)
 
     def line_count(self, c: Ctx, member: str) -> int:
+        # from the base hash: an update never adds or removes lines (a DAC's SOLine rows keep
+        # their identity, dac_rows.py; api.md §3 "Stamps are per table")
         lo, hi = schema(self.schema.details[member]).lines
-        return lo + pick(c.hm, self.salts[member] | 1, hi - lo + 1)
+        return lo + pick(c.h, self.salts[member] | 1, hi - lo + 1)
 
 
 class Generators:

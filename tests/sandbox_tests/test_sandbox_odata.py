@@ -37,7 +37,8 @@ def rows(sbx: Sandbox, auth: Any, name: str, **params: str) -> list[dict[str, An
     r = gi(sbx, auth, f"/{name}", **params)
     assert r.status_code == 200, r.text
     assert r.headers["OData-Version"] == "4.0"
-    return r.json()["value"]
+    value: list[dict[str, Any]] = r.json()["value"]
+    return value
 
 
 def test_service_document_and_metadata(sbx: Sandbox, basic: tuple[str, str]) -> None:
@@ -245,4 +246,6 @@ def test_dac_service_document_and_metadata(sbx: Sandbox, basic: tuple[str, str])
     # every entity set in the document answers px.GetDeletedRecords()
     for name in names:
         assert deleted(sbx, basic, name).status_code == 200, name
-    assert requests.get(f"{base}/SOOrder", auth=basic, timeout=30).status_code == 404
+    # issue 13: DAC rows are served (tests/sandbox_tests/test_sandbox_dac.py)
+    assert requests.get(f"{base}/SOOrder", auth=basic, timeout=30).status_code == 200
+    assert requests.get(f"{base}/NoSuchDac", auth=basic, timeout=30).status_code == 404
