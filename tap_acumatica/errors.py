@@ -115,3 +115,10 @@ class InputFileError(ConfigError):
 
 class AnswerShapeError(AcumaticaAPIError):
     """A list answer is JSON but not a list of records with ids (docs/acumatica-api.md §3)."""
+
+
+class DeletionsUntrackedError(AcumaticaAPIError):
+    """A table's deleted records are not tracked (not on SM207010, docs/acumatica-api.md §10).
+
+    The stream's records are read as usual; one warning says how to get its deletions.
+    """

@@ -43,7 +43,13 @@ DEFAULTS: Mapping[str, Any] = {
     "login_timeout_seconds": 300,
     "open_browser": True,
     "date_only_time_zone": "UTC",
+    "track_deletions": False,
+    "deleted_records_keep_days": 10,
 }
+
+#: What ``odata_inquiry_options[<GI>]`` may say (docs/acumatica-api.md §8: a GI has no stamp
+#: or key of its own that the tap could trust, so the user names them).
+INQUIRY_OPTION_KEYS = ("replication_key", "primary_keys", "parameters")
 
 
 def value(config: Mapping[str, Any], name: str) -> Any:
@@ -76,6 +82,21 @@ class Settings:
     user_agent: str | None
     branch: str | None
     date_only_time_zone: dt.tzinfo = dt.timezone.utc
+    odata_dacs: tuple[str, ...] = ()
+    odata_inquiries: tuple[str, ...] = ()
+    odata_all_inquiries: bool = False
+    #: GI name → {"replication_key": str | None, "primary_keys": tuple, "parameters": dict};
+    #: plain values (this layer cannot import odata.model), made InquiryOptions by odata.catalog.
+    odata_inquiry_options: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    track_deletions: bool = False
+    deleted_records_keep_days: float = 10.0
+    #: REST entity → DAC whose deleted records it reads ("" = none), over odata.registry's.
+    deletion_dacs: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def odata_selected(self) -> bool:
+        """True when any DAC or GI stream is asked for (else discovery sends no OData request)."""
+        return bool(self.odata_dacs or self.odata_inquiries or self.odata_all_inquiries)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -106,7 +127,98 @@ class Settings:
             user_agent=config.get("user_agent") or None,
             branch=config.get("branch") or None,
             date_only_time_zone=time_zone(str(value(config, "date_only_time_zone"))),
+            **odata_settings(config),
         )
+
+
+# -- OData streams and deletions ---------------------------------------------------------------
+
+
+def odata_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The OData and deletion fields of :class:`Settings`; ConfigError (one line) on a bad shape."""
+    dacs = _names(config, "odata_dacs", '["SOLine", "ARTran"]')
+    raw = config.get("odata_inquiries")
+    if isinstance(raw, list) and len(raw) == 1 and isinstance(raw[0], str):
+        raw = raw[0] if raw[0].strip().lower() == "all" else raw  # ENV: the SDK reads a list
+    every = isinstance(raw, str) and raw.strip().lower() == "all"
+    if isinstance(raw, str) and not every:
+        msg = f'odata_inquiries must be "all" or a list of generic inquiry names, not {raw!r}'
+        raise ConfigError(msg)
+    inquiries = () if every else _names(config, "odata_inquiries", '["SalesOrders"]')
+    keep = float(value(config, "deleted_records_keep_days"))
+    if not keep > 0:
+        msg = "deleted_records_keep_days must be more than 0 (SM207010's Days to Keep Records)"
+        raise ConfigError(msg)
+    return {
+        "odata_dacs": dacs,
+        "odata_inquiries": inquiries,
+        "odata_all_inquiries": every,
+        "odata_inquiry_options": _inquiry_options(config, inquiries, every=every),
+        "track_deletions": bool(value(config, "track_deletions")),
+        "deleted_records_keep_days": keep,
+        "deletion_dacs": _deletion_dacs(config),
+    }
+
+
+def _names(config: Mapping[str, Any], name: str, example: str) -> tuple[str, ...]:
+    """A list setting of non-empty names, each once, in order."""
+    raw = config.get(name)
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(n, str) and n.strip() for n in raw):
+        msg = f"{name} must be a list of names such as {example}"
+        raise ConfigError(msg)
+    return tuple(dict.fromkeys(n.strip() for n in raw))
+
+
+def _inquiry_options(
+    config: Mapping[str, Any], inquiries: tuple[str, ...], *, every: bool
+) -> dict[str, dict[str, Any]]:
+    """``odata_inquiry_options``, each GI's options checked and normalised."""
+    raw = config.get("odata_inquiry_options") or {}
+    if not isinstance(raw, dict):
+        msg = "odata_inquiry_options must be an object: generic inquiry name → options"
+        raise ConfigError(msg)
+    out: dict[str, dict[str, Any]] = {}
+    for gi, options in raw.items():
+        where = f"odata_inquiry_options.{gi}"
+        if not every and gi not in inquiries:
+            chosen = ", ".join(inquiries) or "none"
+            msg = f"{where}: {gi} is not in odata_inquiries ({chosen}); add it there or drop this"
+            raise ConfigError(msg)
+        if not isinstance(options, dict) or set(options) - set(INQUIRY_OPTION_KEYS):
+            msg = f"{where} must be an object with only {', '.join(INQUIRY_OPTION_KEYS)}"
+            raise ConfigError(msg)
+        out[gi] = _one_inquiry(where, options)
+    return out
+
+
+def _one_inquiry(where: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    rkey = options.get("replication_key")
+    if rkey is not None and not (isinstance(rkey, str) and rkey.strip()):
+        msg = f"{where}.replication_key must be a column name (a string)"
+        raise ConfigError(msg)
+    keys = options.get("primary_keys") or []
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k.strip() for k in keys):
+        msg = f'{where}.primary_keys must be a list of column names such as ["OrderNbr"]'
+        raise ConfigError(msg)
+    params = options.get("parameters") or {}
+    if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+        msg = f'{where}.parameters must be an object of parameter → text, e.g. {{"Status": "Open"}}'
+        raise ConfigError(msg)
+    return {
+        "replication_key": rkey.strip() if rkey else None,
+        "primary_keys": tuple(k.strip() for k in keys),
+        "parameters": dict(params),
+    }
+
+
+def _deletion_dacs(config: Mapping[str, Any]) -> dict[str, str]:
+    raw = config.get("deletion_dacs") or {}
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        msg = 'deletion_dacs must map REST entities to DAC names, e.g. {"Shipment": "SOShipment"}'
+        raise ConfigError(msg)
+    return {str(k): v.strip() for k, v in raw.items()}
 
 
 # -- URLs ------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ def config_schema() -> dict[str, Any]:
             *_request_properties(th),
             *_run_properties(th),
             *_range_properties(th),
+            *_odata_properties(th),
             *_auth_properties(th),
         ).to_dict()
     )
@@ -201,6 +202,66 @@ def _range_properties(th: ModuleType) -> list[Property[Any]]:
             integer(minimum=0, maximum=604_800),
             "Read only up to this many seconds before the sync started; newer changes are read on "
             "the next run, so a late-committing transaction is never skipped.",
+        ),
+    ]
+
+
+def _odata_properties(th: ModuleType) -> list[Property[Any]]:
+    """DAC tables and generic inquiries read over OData, and deleted records (api.md §8, §10)."""
+    names = th.ArrayType(th.StringType)
+    option = th.ObjectType(
+        th.Property("replication_key", th.StringType),
+        th.Property("primary_keys", names),
+        th.Property("parameters", th.ObjectType(additional_properties=th.StringType)),
+        additional_properties=False,
+    )
+    return [
+        _prop(
+            "odata_dacs",
+            names,
+            "DAC tables to read over the DAC OData service, by short (SOLine), full "
+            "(PX_Objects_SO_SOLine) or display name. Each is stream dac_<ShortName>, read "
+            "incrementally on LastModifiedDateTime when the table has it (else in full each "
+            "run), keyed by NoteID when it has one (else by the table's keys). Default: none.",
+        ),
+        _prop(
+            "odata_inquiries",
+            th.CustomType({"type": ["array", "string"], "items": {"type": "string"}}),
+            'Generic inquiries exposed via OData (SM208000) to read, by name, or "all" for '
+            "every inquiry the GI OData service lists. Each is stream gi_<Name>, read in full "
+            "each run unless odata_inquiry_options gives it a replication_key. Default: none.",
+        ),
+        _prop(
+            "odata_inquiry_options",
+            th.ObjectType(additional_properties=option),
+            "Per generic inquiry: replication_key (a date-time column to read incrementally "
+            "on; it must be filterable, not a formula), primary_keys (columns that identify a "
+            "row; default: the inquiry's keys in $metadata; none makes the stream append-only) "
+            'and parameters (name → value), e.g. {"SalesOrders": {"replication_key": '
+            '"LastModifiedOn", "primary_keys": ["OrderType", "OrderNbr"]}}.',
+        ),
+        _prop(
+            "track_deletions",
+            th.BooleanType,
+            "Also emit deleted records, with _sdc_deleted_at set, on incremental REST streams "
+            "whose entity maps to a DAC (see deletion_dacs) and on DAC streams with a NoteID. "
+            "They come from the DAC OData service's GetDeletedRecords(): each DAC must be listed "
+            "on Tables to Track Deleted Records (SM207010); one that is not gets a warning and "
+            "no deletions.",
+        ),
+        _prop(
+            "deleted_records_keep_days",
+            th.NumberType(exclusive_minimum=0, maximum=36_500),
+            "Days to Keep Records as set on SM207010. A stream whose deletions were last read "
+            "longer ago than this may have missed some (Acumatica purges them): the tap warns, "
+            "and a full refresh reconciles.",
+        ),
+        _prop(
+            "deletion_dacs",
+            th.ObjectType(additional_properties=th.StringType),
+            "REST entity → DAC whose deleted records it gets, over the built-in map (SalesOrder "
+            '→ SOOrder, Customer → Customer, Invoice → ARInvoice, …), e.g. {"Shipment": '
+            '"SOShipment"}; "" turns an entity\'s deletions off.',
         ),
     ]
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import sys
+import time
 from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from singer_sdk import Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 
+from tap_acumatica.auth.config import tenant_of
 from tap_acumatica.connection import Connection
 from tap_acumatica.contract.catalog import ContractCatalog
 from tap_acumatica.errors import AcumaticaAPIError, AuthError, EntityUnavailableError
+from tap_acumatica.odata.catalog import ODataCatalog, check_deletions
+from tap_acumatica.odata.model import DAC_PREFIX, GI_PREFIX
 from tap_acumatica.settings import Settings
 from tap_acumatica.settings_schema import config_schema
 from tap_acumatica.sync.report import RunReport
@@ -25,6 +29,8 @@ from tap_acumatica.sync.stream import WindowedStream
 
 if TYPE_CHECKING:
     from types import FrameType
+
+    from singer_sdk.singerlib import Catalog
 
 
 class Readability(NamedTuple):
@@ -64,20 +70,33 @@ class TapAcumatica(Tap):
         """The connection to the instance (built lazily: no network I/O in the constructor)."""
         return Connection(self.settings, self.config, config_files=self.config_files)
 
+    @cached_property
+    def odata(self) -> ODataCatalog:
+        """The OData streams and deletion feeds (built lazily: no network I/O)."""
+        return ODataCatalog(self, self.connection, self.settings, tenant_of(self.config))
+
     @override
     def discover_streams(self) -> list[WindowedStream]:
-        """One stream per entity: from ``--catalog`` if given, else the endpoint's document.
+        """REST streams, then DAC and GI streams: from ``--catalog`` if given, else discovered.
 
-        With ``--catalog`` the document is never downloaded: the SDK would otherwise fetch it
-        again on every sync.
+        With ``--catalog`` no document is downloaded: the SDK would otherwise fetch them again
+        on every sync. OData is asked only when an ``odata_*`` setting names streams.
         """
-        catalog = ContractCatalog(self, self.connection, self.settings)
-        if self.input_catalog is not None:
-            return list(catalog.from_catalog(self.input_catalog))
-        return list(catalog.from_document())
+        streams: list[WindowedStream] = []
+        rest = ContractCatalog(self, self.connection, self.settings)
+        catalog = self.input_catalog
+        if catalog is not None:
+            streams += rest.from_catalog(_rest_entries(catalog))
+            streams += self.odata.from_catalog(catalog)
+        else:
+            streams += rest.from_document()
+            if self.settings.odata_selected:
+                streams += self.odata.from_settings()
+        self.odata.attach_deletions(streams, catalog)
+        return streams
 
     def preflight(self) -> list[Readability]:
-        """``--check``: one ``$top=1`` list GET per selected stream; can each be read?
+        """``--check``: one ``$top=1`` read per selected stream, one per deletion feed.
 
         A stream that cannot be read (docs/acumatica-api.md §9: 403, module not set up, or
         another deterministic error) gets why and what to do; sign-in failures end the check.
@@ -87,17 +106,17 @@ class TapAcumatica(Tap):
             if not stream.selected:
                 continue
             assert isinstance(stream, WindowedStream)
-            try:
-                stream.prepare()
-                stream.fetch_sample()
-            except EntityUnavailableError as exc:
-                rows.append(Readability(stream.name, False, exc.reason, exc.fix))
-            except AuthError:
-                raise
-            except AcumaticaAPIError as exc:
-                rows.append(Readability(stream.name, False, str(exc), "see why"))
-            else:
-                rows.append(Readability(stream.name, True, "", ""))
+            for check in (_sample, _deletions):
+                try:
+                    row = check(stream)
+                except EntityUnavailableError as exc:
+                    row = Readability(stream.name, False, exc.reason, exc.fix)
+                except AuthError:
+                    raise
+                except AcumaticaAPIError as exc:
+                    row = Readability(stream.name, False, str(exc), "see why")
+                if row is not None:
+                    rows.append(row)
         return rows
 
     @override
@@ -123,3 +142,26 @@ class TapAcumatica(Tap):
         finally:
             self.logger.info("Gracefully shutting down...")
             sys.exit(128 + int(signum))
+
+
+def _sample(stream: WindowedStream) -> Readability:
+    stream.prepare()
+    if type(stream).fetch_sample is WindowedStream.fetch_sample:
+        next(iter(stream.fetch_all()), None)  # no one-row read of its own: its first page
+    else:
+        stream.fetch_sample()
+    return Readability(stream.name, True, "", "")
+
+
+def _deletions(stream: WindowedStream) -> Readability | None:
+    if stream.deletions is None:
+        return None
+    return Readability(*check_deletions(stream, int(time.time() * 1000)))
+
+
+def _rest_entries(catalog: Catalog) -> Catalog:
+    """The input catalog without its OData streams (``dac_``/``gi_``: odata.catalog's)."""
+    from singer_sdk.singerlib import Catalog  # noqa: PLC0415
+
+    prefixes = (DAC_PREFIX, GI_PREFIX)
+    return Catalog((k, v) for k, v in catalog.items() if not k.startswith(prefixes))

@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from tap_acumatica.contract.endpoint import Endpoint
     from tap_acumatica.settings import Settings
 
-_SYSTEM = frozenset({"id", "note", "custom", "files"})
+# _sdc_deleted_at: a tombstone column (sync.deleted), never a field of the entity
+_SYSTEM = frozenset({"id", "note", "custom", "files", "_sdc_deleted_at"})
 
 
 def window_filter(window: Window, field: str, contract: str = "4") -> str:

@@ -8,8 +8,6 @@ discovery needs the same behaviour outside any stream, so every GET goes through
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import logging
 import random
 import threading
@@ -17,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import msgspec
 import requests
@@ -31,7 +29,7 @@ from tap_acumatica.errors import (
     ShuttingDownError,
 )
 from tap_acumatica.http import messages
-from tap_acumatica.http.body import Tally, exchange, max_body_bytes
+from tap_acumatica.http.body import Sink, Tally, date_skew, encode_query, exchange, max_body_bytes
 from tap_acumatica.settings import DEFAULTS
 
 if TYPE_CHECKING:
@@ -42,7 +40,6 @@ LOGGER = logging.getLogger("tap-acumatica")
 _DECODER = msgspec.json.Decoder(
     float_hook=Decimal
 )  # decimals stay exact (docs/acumatica-api.md §3)
-_SAFE_QUERY = "',/()*"
 #: How long closing waits for requests already on the wire before the sign-out goes out.
 QUIESCE_SECONDS = 5.0
 
@@ -52,19 +49,6 @@ class _NoCookies(requests.cookies.RequestsCookieJar):
 
     def set_cookie(self, cookie: Any, *args: Any, **kwargs: Any) -> None:
         """Ignore cookies set by responses."""
-
-
-def encode_query(params: Mapping[str, Any]) -> str:
-    """Encode a query string, keeping ``$`` in names literal and URL-encoding ``:`` and ``+``.
-
-    docs/acumatica-api.md §4: ``datetimeoffset'…'`` literals need ``:`` → ``%3A`` and ``+`` →
-    ``%2B``.
-    """
-    return "&".join(
-        f"{key}={quote(str(value), safe=_SAFE_QUERY)}"
-        for key, value in params.items()
-        if value is not None
-    )
 
 
 class AcumaticaClient:
@@ -220,6 +204,28 @@ class AcumaticaClient:
         """GET ``path`` and return the raw body (for documents decoded elsewhere)."""
         return self._get(path, params or {}, stream=stream, authenticate=authenticate, raw=True)[1]
 
+    def get_chunks(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        consume: Callable[[bytes], None],
+        restart: Callable[[], None] | None = None,
+        stream: str | None = None,
+        limit: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        absent: tuple[int, ...] = (),
+    ) -> bool:
+        """GET ``path`` as :meth:`get_json` does, handing the body to ``consume`` piece by piece.
+
+        For bodies too large to hold (§8; ``http.body.Sink``). False: a status in ``absent``.
+        """
+        sink = Sink(consume, restart, limit, headers)
+        got = self._get(
+            path, params or {}, stream=stream, authenticate=True, sink=sink, absent=absent
+        )
+        return got[0] is not None
+
     def _get(
         self,
         path: str,
@@ -229,11 +235,14 @@ class AcumaticaClient:
         authenticate: bool,
         raw: bool = False,
         decoder: msgspec.json.Decoder[Any] | None = None,
+        sink: Sink | None = None,
+        absent: tuple[int, ...] = (),
     ) -> tuple[Any, bytes]:
         query = encode_query(params)
         url = self.url(path) + (f"?{query}" if query else "")
         where = self._where(stream, url)
         self._local.stream = stream or ""  # what ``_send_once`` counts this thread's sends for
+        self._local.sink = sink  # where ``_send_once`` pours a 2xx body, if anywhere
         attempt = 0
         reauthenticated = False
         limit_deadline: float | None = None
@@ -241,7 +250,7 @@ class AcumaticaClient:
             attempt += 1
             try:
                 response = self._send(url, authenticate=authenticate)
-                self._note_date(response)
+                self.server_skew = date_skew(response, self.server_skew)
                 if response.status_code == 401 and authenticate and self.authenticator:
                     assert response.request is not None
                     if reauthenticated:
@@ -251,7 +260,11 @@ class AcumaticaClient:
                     attempt -= 1
                     self.authenticator.handle_unauthorized(response.request)
                     continue
+                if response.status_code in absent:
+                    return None, b""
                 messages.check(response, where)
+                if sink is not None:
+                    return True, b""
                 return self._decode(response.content, raw=raw, decoder=decoder)
             except LoginLimitError as exc:
                 limit_deadline = self._wait_for_seat(exc, where, limit_deadline)
@@ -369,24 +382,17 @@ class AcumaticaClient:
     ) -> requests.Response:
         self.sent.add(getattr(self._local, "stream", ""))
         return exchange(
-            session, prepared, timeout=self.timeout, deadline=self.deadline, limit=self.max_body
+            session,
+            prepared,
+            timeout=self.timeout,
+            deadline=self.deadline,
+            limit=self.max_body,
+            sink=getattr(self._local, "sink", None),
         )
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-    def _note_date(self, response: requests.Response) -> None:
-        value = response.headers.get("Date")
-        if not value:
-            return
-        try:
-            server = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return
-        if server.tzinfo is None:
-            server = server.replace(tzinfo=dt.timezone.utc)
-        self.server_skew = (server - dt.datetime.now(dt.timezone.utc)).total_seconds()
 
     def _where(self, stream: str | None, url: str) -> str:
         parts = urlsplit(url)

@@ -176,8 +176,19 @@ def hint(status: int, detail: str) -> str:
 
 
 def entity_of(url: str) -> str | None:
-    """The entity of a contract-API URL (``…/entity/{endpoint}/{version}/{Entity}…``), or None."""
+    """The entity of a contract-API URL (``…/entity/{endpoint}/{version}/{Entity}…``), or None.
+
+    Also the DAC or GI of an OData URL (docs/acumatica-api.md §8: ``…/api/odata/{gi|dac}/{Name}``,
+    legacy ``…/odata/{tenant}/{GI}`` and ``…/odatav4/{tenant}/{DAC}``), without parameters.
+    """
     parts = [unquote(p) for p in urlsplit(url).path.split("/") if p]
+    lower = [p.lower() for p in parts]
+    for i, part in enumerate(lower):
+        odata = part == "odata" and i > 0 and lower[i - 1] == "api"
+        legacy = part in ("odata", "odatav4") and (i == 0 or lower[i - 1] != "api")
+        name = parts[i + 2] if (odata or legacy) and i + 2 < len(parts) else ""
+        if name and not name.startswith("$"):
+            return name.split("_WithParameters(", 1)[0].split("(", 1)[0]
     if "entity" not in parts:
         return None
     rest = parts[parts.index("entity") + 1 :]

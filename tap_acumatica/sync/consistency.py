@@ -50,8 +50,9 @@ def checked_window(
     server_now_us: int,
     *,
     log: Callable[[str], None] | None = None,
+    ident: Callable[[dict[str, Any]], str] | None = None,
 ) -> list[dict[str, Any]]:
-    """``records`` deduplicated by ``id`` and sorted by stamp, or the first inconsistency.
+    """Records deduplicated by ``ident`` (the ``id``), sorted by stamp; or the first inconsistency.
 
     ``log`` hears of every record left out as a duplicate (its id and why).
     """
@@ -77,7 +78,7 @@ def checked_window(
                 "stopping at the last consistent window"
             )
             raise StampInconsistencyError(msg)
-        rid = str(record.get("id"))
+        rid = ident(record) if ident is not None else str(record.get("id"))
         earlier = batch.get(rid)
         if earlier is not None:
             # The same record twice in one answer: it changed while being read; the newer

@@ -15,6 +15,7 @@ def page_consistently(
     first_page: Sequence[dict[str, Any]] | None = None,
     max_restarts: int = 10,
     what: str = "records",
+    ident: Callable[[dict[str, Any]], str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Read a whole result set with ``$top/$skip`` and overlapping pages; never lose a row.
 
@@ -24,8 +25,9 @@ def page_consistently(
     new stamp), and the server lists it in a stable key order, so a page whose first row was
     also in the previous page continues it without a gap; if it was not, rows before the page
     boundary vanished and the read restarts from the top. Rows are yielded as they arrive,
-    each ``id`` once.
+    each identity (``ident``, default the ``id``) once.
     """
+    _row_id = ident or _id
     overlap = max(1, min(page_size // 10, 200))
     if page_size <= overlap:
         msg = f"page_size {page_size} is too small to page {what} safely (need at least 2)"
@@ -60,5 +62,5 @@ def page_consistently(
         page = None
 
 
-def _row_id(row: dict[str, Any]) -> str:
+def _id(row: dict[str, Any]) -> str:
     return str(row.get("id"))

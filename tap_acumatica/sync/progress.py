@@ -28,14 +28,16 @@ class Progress:
         end: int,
         interval: float = DEFAULTS["progress_interval_seconds"],
         sent: Callable[[], int],
+        unit: str = "windows",
     ) -> None:
-        """Start tracking the range ``[start, end)`` (epoch ms)."""
+        """Start tracking the range ``[start, end)`` (epoch ms), read in ``unit`` (or pages)."""
         self.logger = logger
         self.stream = stream
         self.start = start
         self.end = end
         self.interval = interval
         self.windows = 0
+        self.unit = unit
         self._sent = sent
         self._sent_before = sent()
         self.records = 0
@@ -77,10 +79,11 @@ class Progress:
         else:
             eta = "ETA unknown"
         self.logger.info(
-            "%s: %d windows (%d requests), %.0f%% of the time range, %d records, "
+            "%s: %d %s (%d requests), %.0f%% of the time range, %d records, "
             "%.0f records/s, %s",
             self.stream,
             self.windows,
+            self.unit,
             self.requests,
             fraction * 100,
             self.records,

@@ -4,7 +4,10 @@ A dialect (``contract.stream``; later ``odata``) subclasses it and answers three
 :meth:`~WindowedStream.prepare` (compile what the worker threads share),
 :meth:`~WindowedStream.fetch_window` (the records whose change stamp lies in one window, or a
 full page that says where to cut) and :meth:`~WindowedStream.fetch_all` (every record, for
-entities without a change field). Everything else, and every guarantee, lives here.
+entities without a change field). A dialect whose source sorts sets ``keyset`` and yields
+sorted pages from :meth:`~WindowedStream.read_pages` instead (``sync.keyset``). A stream with a
+``deletions`` feed emits tombstones after its records (``sync.deleted``). Everything else, and
+every guarantee, lives here.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from tap_acumatica.errors import (
     StampInconsistencyError,
 )
 from tap_acumatica.stamps import DEFAULT_START, iso_utc, parse_ms, tick_floor, to_ms
-from tap_acumatica.sync import consistency
+from tap_acumatica.sync import consistency, deleted
+from tap_acumatica.sync.keyset import KeysetPage, PageChecker
 from tap_acumatica.sync.progress import Progress
 from tap_acumatica.sync.report import RunReport
 from tap_acumatica.sync.scheduler import WindowResult, fetch_in_order
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
 
     from tap_acumatica.connection import Connection
     from tap_acumatica.settings import Settings
+    from tap_acumatica.sync.deleted import DeletedSource
 
 
 class WindowedStream(Stream):
@@ -58,6 +63,10 @@ class WindowedStream(Stream):
     # The dialects build records that match the schema exactly (unknown members dropped,
     # values typed), so the SDK's per-record conformance pass would only cost time.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    #: True: the dialect reads sorted pages (:meth:`read_pages`), not windows.
+    keyset = False
+    #: Where this stream's deleted records come from (set by the catalog), if anywhere.
+    deletions: DeletedSource | None = None
 
     def __init__(
         self,
@@ -92,6 +101,11 @@ class WindowedStream(Stream):
     def fetch_all(self) -> Iterator[dict[str, Any]]:
         """Every record of a stream without a change field, each ``id`` once."""
 
+    def read_pages(self, begin_ms: int, end_ms: int) -> Iterator[KeysetPage]:
+        """Keyset dialects: the records stamped in ``[begin_ms, end_ms)``, page by page,
+        in stamp order (see ``sync.keyset``)."""
+        raise NotImplementedError
+
     def fetch_sample(self) -> dict[str, Any] | None:
         """One record with its change stamp (a one-record list GET), for the time probe.
 
@@ -106,6 +120,10 @@ class WindowedStream(Stream):
         that ignores a literal's offset selects another range. Needed with ``fetch_sample``.
         """
         raise NotImplementedError
+
+    def identity(self, record: dict[str, Any]) -> str:
+        """What makes a record unique within a window or a paged set: its ``id``."""
+        return str(record.get("id"))
 
     def check_running(self) -> None:
         """Raise once the sync is interrupted, so worker threads stop requesting."""
@@ -189,6 +207,7 @@ class WindowedStream(Stream):
             end=end,
             interval=self.settings.progress_interval_seconds,
             sent=lambda: self.connection.client.sent.of(self.name),
+            unit="pages" if self.keyset else "windows",
         )
         self.logger.info(
             "%s: reading %s changed in [%s, %s)",
@@ -199,8 +218,13 @@ class WindowedStream(Stream):
         )
         if self.report.needs_probe():
             self._probe_time_semantics()
-        planner = WindowPlanner(page_size=self.settings.page_size, initial_width=end - begin)
-        yield from self._emit_windows(context, planner, (begin, end), progress)
+        since, resumed = deleted.since(self.get_context_state(context), begin)
+        if self.keyset:
+            yield from self._emit_pages(context, (begin, end), progress)
+        else:
+            planner = WindowPlanner(page_size=self.settings.page_size, initial_width=end - begin)
+            yield from self._emit_windows(context, planner, (begin, end), progress)
+        yield from self._emit_deletions(context, (since, end, resumed))
         before = parse_ms(previous) if isinstance(previous, str) else None
         # Never leave the bookmark behind where the previous run had already got to.
         self._commit(context, max(end, before or end))
@@ -230,10 +254,48 @@ class WindowedStream(Stream):
                 result.records,
                 self._server_now_us(),
                 log=self.logger.info,
+                ident=self.identity,
             )
             yield from records
             self._commit(context, result.window.end)
             progress.advance(covered=result.window.end, records=len(records))
+
+    def _emit_pages(
+        self, context: Context | None, span: tuple[int, int], progress: Progress
+    ) -> Iterator[dict[str, Any]]:
+        """Keyset pages in order; each is checked whole before any of it leaves, then committed.
+
+        An inconsistent page emits nothing, and the bookmark stays at the page before.
+        """
+        checker = PageChecker(self.name, self.replication_key or "", Window(*span))
+        for page in self.read_pages(*span):
+            checker.check(page, self._server_now_us())
+            yield from page.records
+            self._commit(context, page.covered_ms)
+            progress.advance(covered=page.covered_ms, records=len(page.records))
+
+    def _emit_deletions(
+        self, context: Context | None, span: tuple[int, int, bool]
+    ) -> Iterator[dict[str, Any]]:
+        """Tombstones of the rows deleted since the last run (``sync.deleted``), if tracked."""
+        if self.deletions is None:
+            return
+        state = self.get_context_state(context)
+        emitted = 0
+        for record in deleted.tombstones(
+            self.deletions,
+            state,
+            stream=self.name,
+            replication_key=self.replication_key or "",
+            span=span,
+            now_ms=self._server_now_us() // 1000,
+            keep_days=self.settings.deleted_records_keep_days,
+            warn=self.logger.warning,
+        ):
+            emitted += 1
+            yield record
+        if emitted:
+            self.logger.info("%s: %d deleted record(s) since the last run", self.name, emitted)
 
     def _server_now_us(self) -> int:
         """The server's clock now: local time plus the skew seen in its ``Date`` headers."""
