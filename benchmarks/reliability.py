@@ -222,6 +222,17 @@ def hardening_rows(figs: dict[str, dict[str, Any]]) -> list[str]:
             f"`Retry-After: {f['retry_after']}` on a 429, beyond what a run may wait",
             f"one line after **{f['requests_429']}** request, {f['seconds']} s, no sleep",
             "reported once", f["requests_429"] == 1 and f["exit"] == 1))  # fmt: skip
+    f = figs.get("kill9_odata")
+    if f:
+        truth = f["records_truth"]
+        lines.append(_row(
+            f"kill -9 at {f['kill_points']} random points inside the OData streams of a sync "
+            f"(REST SalesOrder {truth['SalesOrder']:,}, DAC dac_SOLine {truth['dac_SOLine']:,} "
+            f"in keyset pages, GI gi_SalesOrders {truth['gi_SalesOrders']:,} in windows), each "
+            "run resumed from the last STATE it emitted",
+            f"rows lost: **{f['lost']}** ({f['odata_records_emitted']:,} OData records "
+            "emitted over the chain)",
+            "0", f["lost"] == 0))  # fmt: skip
     return lines
 
 

@@ -6,6 +6,8 @@ loader into .meltano/ on first use), shows what landed and where, and stops the 
 With ``--incremental`` it then changes a few records in the sandbox and runs again, to show that
 the second run brings only the changes (through Meltano's saved state). Last, ``--check`` shows
 which streams the user can read, and why not and what to do for the two it cannot.
+With ``--odata`` the run also reads the DAC table SOLine, the Generic Inquiry SalesOrders and
+deleted records (README "Streams").
 
 Run it as ``./scripts/demo.sh`` (or ``uv run --all-groups python -m scripts.demo``).
 """
@@ -67,6 +69,30 @@ def sandbox_env(sbx: Sandbox) -> dict[str, str]:
     }
 
 
+#: ``--odata``: the OData streams next to the demo's REST ones (README "Streams"); Meltano reads
+#: every setting, and the ``select`` extra, from these variables.
+ODATA_ENV = {
+    "TAP_ACUMATICA_ODATA_DACS": json.dumps(["SOLine"]),
+    "TAP_ACUMATICA_ODATA_INQUIRIES": json.dumps(["SalesOrders"]),
+    "TAP_ACUMATICA_ODATA_INQUIRY_OPTIONS": json.dumps(
+        {"SalesOrders": {"replication_key": "LastModifiedOn"}}
+    ),
+    "TAP_ACUMATICA_TRACK_DELETIONS": "true",
+    # GI date-times are the tenant's clock time (the sandbox's tenant zone).
+    "TAP_ACUMATICA_DATE_ONLY_TIME_ZONE": "America/New_York",
+    "TAP_ACUMATICA__SELECT": json.dumps(
+        [f"{s}.*" for s in DEMO_STREAMS] + ["dac_SOLine.*", "gi_SalesOrders.*"]
+    ),
+}
+
+
+def truth_path(stream: str) -> str | None:
+    """The sandbox's ground-truth path of ``stream`` (None for a Generic Inquiry)."""
+    if stream.startswith("gi_"):
+        return None
+    return f"dac/{stream[4:]}" if stream.startswith("dac_") else stream
+
+
 def meltano_run(env: Mapping[str, str], *extra: str, log_level: str = "warning") -> None:
     """``meltano --environment demo run tap-acumatica target-jsonl`` (raises on failure)."""
     cmd = [
@@ -98,8 +124,9 @@ def show(sbx: Sandbox, records: dict[str, list[dict[str, Any]]]) -> None:
     say(f"\nWhat landed in {rel}/ (one JSON record per line):")
     say(f"  {'stream':<22}{'records':>9}{'in sandbox':>12}  file")
     for stream, rows in records.items():
+        path = truth_path(stream)
         try:
-            live: Any = len(sbx.ground_truth(stream)["live"])
+            live: Any = len(sbx.ground_truth(path)["live"]) if path else "-"
         except Exception:  # a stream that is not a sandbox entity
             live = "-"
         say(f"  {stream:<22}{len(rows):>9}{live!s:>12}  {rel}/{stream}.jsonl")
@@ -188,6 +215,8 @@ def show_bookmarks(env: Mapping[str, str]) -> None:
         if isinstance(mark, dict) and mark.get("replication_key_value"):
             field = mark.get("replication_key", "")
             say(f"  {stream:<22}{field} >= {mark['replication_key_value']}")
+        if isinstance(mark, dict) and mark.get("deletions_until"):
+            say(f"  {stream:<22}deletions >= {mark['deletions_until']}")
     say(f"  (uv run meltano --environment=demo state get {STATE_ID})")
 
 
@@ -199,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
         "--incremental",
         action="store_true",
         help="then change records in the sandbox and run again (only the changes land)",
+    )
+    parser.add_argument(
+        "--odata",
+        action="store_true",
+        help="also read the DAC table SOLine, the Generic Inquiry SalesOrders and deletions",
     )
     parser.add_argument("--verbose", action="store_true", help="show Meltano's info logs")
     args = parser.parse_args(argv)
@@ -212,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     sbx = Sandbox("--seed", "1", "--records", str(args.records))
     try:
         say(f"  sandbox at {sbx.url} (tenant time zone America/New_York, OAuth + cookie auth)")
-        env = sandbox_env(sbx)
+        env = {**sandbox_env(sbx), **(ODATA_ENV if args.odata else {})}
         say("Running Meltano (the first run installs the tap and target-jsonl into .meltano/) …")
         # --full-refresh: each demo has a new sandbox, so a bookmark from an earlier demo is stale.
         meltano_run(env, "--full-refresh", log_level=log_level)
