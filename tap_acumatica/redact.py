@@ -28,6 +28,8 @@ _PATTERNS = (
     ),
     re.compile(r"([?&]code=)[^&#\s\"']+"),
     re.compile(r"(?i)((?:ASP\.NET_SessionId|\.ASPXAUTH)=)[^;\s\"']+"),
+    # A password in a URL's user info (a database token store, a mistyped base_url).
+    re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^:/@\s\"']+:)[^@\s/\"']+(?=@)"),
 )
 
 _lock = threading.Lock()

@@ -315,8 +315,11 @@ def _credential_properties(th: ModuleType) -> list[Property[Any]]:
         _prop(
             "oauth_settings_location",
             th.StringType,
-            "JSON file holding the rotating OAuth tokens (created 0600). Default: the --config "
-            "file itself, or .meltano/tap-acumatica/oauth-tokens.json under Meltano.",
+            "Where the rotating OAuth tokens are kept: a JSON file (created 0600), or a "
+            "PostgreSQL URL (postgresql://, postgres:// or postgresql+psycopg://, e.g. the value "
+            "of MELTANO_DATABASE_URI; needs the tap-acumatica[postgres] extra) to share one token "
+            "chain between machines and CI runners. Default: the --config file itself, or "
+            ".meltano/tap-acumatica/oauth-tokens.json under Meltano.",
         ),
         _prop(
             "access_token",

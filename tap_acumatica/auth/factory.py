@@ -12,7 +12,14 @@ from tap_acumatica.auth.config import tenant_of, validate_auth_config
 from tap_acumatica.auth.cookie import CookieAuthenticator
 from tap_acumatica.auth.grants import CodeGrantAuthenticator, PasswordGrantAuthenticator
 from tap_acumatica.auth.oauth import OAuthAuthenticator
-from tap_acumatica.auth.tokenstore import TokenSet, resolve_location
+from tap_acumatica.auth.pgstore import PgTokenStore
+from tap_acumatica.auth.tokenstore import (
+    TokenSet,
+    TokenStore,
+    fingerprint,
+    is_database_url,
+    resolve_location,
+)
 from tap_acumatica.errors import ConfigError
 
 logger = logging.getLogger("tap_acumatica.auth")
@@ -70,13 +77,10 @@ def build_oauth(
         ),
     }
     location = config.get("oauth_settings_location") or None
+    key = fingerprint(common["client_id"], common["base_url"], common["tenant"])
     if method == "oauth_password":
         # The password grant can always sign in again: it keeps tokens on disk only when asked to.
-        store = (
-            resolve_location(oauth_settings_location=location, config_files=())
-            if location
-            else None
-        )
+        store = token_store(location, config_files=(), key=key) if location else None
         return PasswordGrantAuthenticator(
             username=str(config["username"]),
             password=str(config["password"]),
@@ -89,7 +93,7 @@ def build_oauth(
         logger.warning("scope lacks offline_access: no refresh token, so no unattended renewal.")
     store = None
     if initiate != "OFF":
-        store = resolve_location(oauth_settings_location=location, config_files=config_files)
+        store = token_store(location, config_files=config_files, key=key)
         if store is None:
             msg = (
                 "nowhere durable to keep rotating OAuth tokens: set oauth_settings_location "
@@ -104,3 +108,12 @@ def build_oauth(
         store=store,
         **common,
     )
+
+
+def token_store(
+    location: str | None, *, config_files: Sequence[str], key: str
+) -> TokenStore | None:
+    """A row of a PostgreSQL table for a database URL (``key``: its row), else a file."""
+    if location and is_database_url(location):
+        return PgTokenStore(location, key=key)
+    return resolve_location(oauth_settings_location=location, config_files=config_files)

@@ -6,7 +6,8 @@ must be on disk before anything else happens, or the next run has no valid token
 (docs/architecture.md, "The SDK"), so the store lives in one of three places
 (``resolve_location``):
 
-1. ``oauth_settings_location`` when set: a JSON file of its own;
+1. ``oauth_settings_location`` when set: a JSON file of its own (a ``postgresql://`` URL
+   instead picks a row of a PostgreSQL table: ``auth.pgstore``, opened by ``auth.factory``);
 2. else, the tap was started with one real ``--config`` file outside Meltano: the key
    ``oauth_tokens`` inside that file (every other key and the file's mode are kept);
 3. else, under Meltano: ``$MELTANO_PROJECT_ROOT/.meltano/tap-acumatica/oauth-tokens.json``.
@@ -114,8 +115,60 @@ class StoredTokens:
     pending_refresh_sha256: str | None = None
 
 
+def stored_of(body: Any) -> StoredTokens | None:
+    """The tokens of a store document (None when it holds none)."""
+    if not isinstance(body, dict) or not (body.get("refresh_token") or body.get("access_token")):
+        return None
+    tokens = TokenSet(
+        access_token=body.get("access_token") or None,
+        refresh_token=body.get("refresh_token") or None,
+        expires_at=_ts(body.get("expires_at")),
+        scope=body.get("scope") or None,
+        issued_at=_ts(body.get("issued_at")),
+        signed_in_at=_ts(body.get("signed_in_at")),
+    )
+    return StoredTokens(
+        tokens=tokens,
+        fingerprint=body.get("fingerprint"),
+        seed_sha256=body.get("seed_sha256"),
+        pending_refresh_sha256=body.get("pending_refresh_sha256"),
+    )
+
+
+def document_of(stored: StoredTokens, meta: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The JSON document a store keeps for ``stored`` (``meta``: client_id, base_url)."""
+    t = stored.tokens
+    body: dict[str, Any] = {
+        "format": FORMAT,
+        **(meta or {}),
+        "fingerprint": stored.fingerprint,
+        "access_token": t.access_token,
+        "issued_at": _iso(t.issued_at),
+        "expires_at": _iso(t.expires_at),
+        "refresh_token": t.refresh_token,
+        "scope": t.scope,
+        "signed_in_at": _iso(t.signed_in_at),
+        "updated_at": _iso(time.time()),
+    }
+    if stored.seed_sha256:
+        body["seed_sha256"] = stored.seed_sha256
+    if stored.pending_refresh_sha256:
+        body["pending_refresh_sha256"] = stored.pending_refresh_sha256
+    return body
+
+
+def is_database_url(location: str) -> bool:
+    """True for a PostgreSQL URL (``auth.pgstore``), e.g. Meltano's ``postgresql+psycopg://``."""
+    scheme = location.strip().split("://", 1)[0].lower() if "://" in location else ""
+    return scheme in ("postgres", "postgresql") or scheme.startswith(("postgres+", "postgresql+"))
+
+
 class TokenStore:
-    """A JSON token document in its own file, or under ``oauth_tokens`` in a config file."""
+    """A JSON token document in its own file, or under ``oauth_tokens`` in a config file.
+
+    Also the interface of every store (``lock``, ``read``, ``write``, ``describe``,
+    ``check_kind``), which ``auth.pgstore.PgTokenStore`` overrides whole.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, in_config: bool = False) -> None:
         raw = os.path.expandvars(os.path.expanduser(os.fspath(path)))
@@ -233,47 +286,13 @@ class TokenStore:
     def read(self) -> StoredTokens | None:
         """The stored tokens, or None when the store holds none."""
         doc = self._read_document()
-        body = doc.get(CONFIG_KEY) if self.in_config else doc
-        if not isinstance(body, dict) or not (
-            body.get("refresh_token") or body.get("access_token")
-        ):
-            return None
-        tokens = TokenSet(
-            access_token=body.get("access_token") or None,
-            refresh_token=body.get("refresh_token") or None,
-            expires_at=_ts(body.get("expires_at")),
-            scope=body.get("scope") or None,
-            issued_at=_ts(body.get("issued_at")),
-            signed_in_at=_ts(body.get("signed_in_at")),
-        )
-        return StoredTokens(
-            tokens=tokens,
-            fingerprint=body.get("fingerprint"),
-            seed_sha256=body.get("seed_sha256"),
-            pending_refresh_sha256=body.get("pending_refresh_sha256"),
-        )
+        return stored_of(doc.get(CONFIG_KEY) if self.in_config else doc)
 
     # -- writing -------------------------------------------------------------------------
 
     def write(self, stored: StoredTokens, *, meta: Mapping[str, str] | None = None) -> None:
         """Durably replace the stored tokens (call with ``lock()`` held)."""
-        t = stored.tokens
-        body: dict[str, Any] = {
-            "format": FORMAT,
-            **(meta or {}),
-            "fingerprint": stored.fingerprint,
-            "access_token": t.access_token,
-            "issued_at": _iso(t.issued_at),
-            "expires_at": _iso(t.expires_at),
-            "refresh_token": t.refresh_token,
-            "scope": t.scope,
-            "signed_in_at": _iso(t.signed_in_at),
-            "updated_at": _iso(time.time()),
-        }
-        if stored.seed_sha256:
-            body["seed_sha256"] = stored.seed_sha256
-        if stored.pending_refresh_sha256:
-            body["pending_refresh_sha256"] = stored.pending_refresh_sha256
+        body = document_of(stored, meta)
         if self.in_config:
             doc = self._read_document()
             doc[CONFIG_KEY] = body
@@ -349,6 +368,10 @@ def resolve_location(
 ) -> TokenStore | None:
     """Pick the token store by the rules in the module docstring (None: nowhere durable)."""
     files = [p for p in config_files if p != "ENV"]
+    if oauth_settings_location and is_database_url(oauth_settings_location):
+        # auth.factory opens a database store (auth.pgstore); never a file named like a URL.
+        msg = "a database URL as oauth_settings_location needs auth.pgstore.PgTokenStore"
+        raise ConfigError(msg)
     if oauth_settings_location:
         store = TokenStore(oauth_settings_location)
         if any(os.path.realpath(p) == str(store.path) for p in files):

@@ -79,8 +79,7 @@ class Progress:
         else:
             eta = "ETA unknown"
         self.logger.info(
-            "%s: %d %s (%d requests), %.0f%% of the time range, %d records, "
-            "%.0f records/s, %s",
+            "%s: %d %s (%d requests), %.0f%% of the time range, %d records, %.0f records/s, %s",
             self.stream,
             self.windows,
             self.unit,

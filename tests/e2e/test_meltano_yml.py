@@ -84,7 +84,7 @@ def test_requires_meltano_admits_the_locked_meltano() -> None:
 def test_extractor_definition() -> None:
     tap = plugin("extractors", "tap-acumatica")
     assert tap["namespace"] == "tap_acumatica"
-    assert tap["pip_url"] == "-e ."
+    assert tap["pip_url"] == "-e .[postgres]"  # the shared PostgreSQL token store
     assert tap["executable"] == "tap-acumatica"
     assert set(tap["capabilities"]) >= REQUIRED_CAPABILITIES
     assert len(tap["capabilities"]) == len(set(tap["capabilities"]))
