@@ -26,6 +26,7 @@ from tap_acumatica.odata.deletions import DeletionFeed
 from tap_acumatica.odata.metadata import json_schema
 from tap_acumatica.odata.service import ODataServices
 from tap_acumatica.stamps import parse_ms
+from tap_acumatica.sync.report import RunReport
 from tap_acumatica.tap import TapAcumatica
 from tests._taprun import run_tap, tap_config
 from tests.support import Sandbox, wait_for
@@ -60,6 +61,9 @@ def sync_dac(
 ) -> Run:
     """Build ``dac_SOLine`` as the catalog would and sync it once (``stop_after`` records)."""
     tap = TapAcumatica(config=tap_config(sbx, page_size=page_size), setup_mapper=False)
+    # This run's own report: an in-process CLI test earlier in the session leaves its report
+    # on the class (TapAcumatica.cli_report), already probed.
+    tap.__dict__["run_report"] = RunReport()
     try:
         services = ODataServices(tap.connection, tenant_of(tap.config))
         name = services.resolve("dac", "SOLine")

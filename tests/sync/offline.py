@@ -6,6 +6,7 @@ from typing import Any
 
 from tap_acumatica.contract.endpoint import Endpoint
 from tap_acumatica.contract.stream import ContractStream
+from tap_acumatica.sync.report import RunReport
 from tap_acumatica.tap import TapAcumatica
 
 #: Nothing listens on port 9 (discard): a test that reaches the network fails loudly.
@@ -26,6 +27,7 @@ def offline_stream(
 ) -> ContractStream:
     """A contract-API stream of an in-process tap; its requests go nowhere."""
     tap = TapAcumatica(config=dict(CONFIG), setup_mapper=False)
+    tap.__dict__["run_report"] = RunReport()  # its own, not an earlier CLI run's (class-wide)
     return ContractStream(
         tap,
         connection=tap.connection,
