@@ -243,9 +243,12 @@ def test_dac_service_document_and_metadata(sbx: Sandbox, basic: tuple[str, str])
     (record,) = [c for c in root.iter(f"{EDM}ComplexType") if c.get("Name") == "DeletedRecord"]
     fields = {p.get("Name"): p.get("Type") for p in record.iter(f"{EDM}Property")}
     assert fields == {"RefNoteID": "Edm.Guid", "DeleteDate": "Edm.DateTimeOffset"}
-    # every entity set in the document answers px.GetDeletedRecords()
+    # every entity set in the document answers px.GetDeletedRecords(), but those built from
+    # the default failing entities (api.md §9): --forbidden Employee 403, --not-set-up Project 500
+    failing = {"PX_Objects_EP_EPEmployee": 403, "PX_Objects_PM_PMProject": 500}
     for name in names:
-        assert deleted(sbx, basic, name).status_code == 200, name
+        status = failing.get(name, 200)
+        assert deleted(sbx, basic, name).status_code == status, name
     # issue 13: DAC rows are served (tests/sandbox_tests/test_sandbox_dac.py)
     assert requests.get(f"{base}/SOOrder", auth=basic, timeout=30).status_code == 200
     assert requests.get(f"{base}/NoSuchDac", auth=basic, timeout=30).status_code == 404
