@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 import msgspec
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.expand:
         params["$expand"] = args.expand
     count = requests_made = 0
+    started = time.perf_counter()
     try:
         skip = 0
         while args.max_pages < 0 or requests_made < args.max_pages:
@@ -80,10 +82,12 @@ def main(argv: list[str] | None = None) -> int:
             if len(rows) < args.page_size:
                 break
             skip += len(rows)
+        seconds = time.perf_counter() - started  # extraction: first request to last answer
     finally:
         out.flush()
         session.post(f"{base}/entity/auth/logout", timeout=60)
-    sys.stderr.write(json.dumps({"records": count, "requests": requests_made}) + "\n")
+    summary = {"records": count, "requests": requests_made, "seconds": seconds}
+    sys.stderr.write(json.dumps(summary) + "\n")
     return 0
 
 

@@ -1,10 +1,10 @@
 """``python -m benchmarks [--quick]``: run P1 to P4 and write the report.
 
 The full run writes docs/performance.md (and the raw figures to
-benchmarks/results/performance.json); ``--quick`` uses small sizes, writes only under
-benchmarks/results/ unless ``--out`` says otherwise, and finishes in under a minute. The last
-line printed is always the P1 ratio (tap ÷ passthrough, records per CPU-second; the lower of
-the two entities).
+benchmarks/results/performance-full.json); ``--quick`` uses small sizes, writes only under
+benchmarks/results/ unless ``--out`` says otherwise, and takes about 90 s. The last line
+printed is the P2 session speed-up on the server model (extraction records/s at the highest
+max_concurrent_requests ÷ at 1), or the P1 ratio when P2 was not run.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report, scenarios
+from benchmarks import p2, report, scenarios
 from benchmarks.procs import REPO, RESULTS
 
 
@@ -33,20 +33,19 @@ class Sizes:
     p3_records: int
     p4: tuple[int, ...]
     nested_p1: bool = True  # also run P1 on SalesOrder with Details
-    p2_levels: tuple[int, ...] = (1, 2, 4)
-    #: P2 again at this page size (latency-bound: ten times the requests), 0 to skip.
-    p2_small_page: int = 100
-    p2_small_rounds: int = 1
+    p2_levels: tuple[int, ...] = (1, 4)
+    p2_page: int = 1000
+    p2_probe_pages: int = 5  # one session's rate: this many sequential full pages
+    p2_writers_rounds: int = 1
 
 
 FULL = Sizes(flat=100_000, nested=20_000, rounds=3, p2_records=20_000, p2_rounds=2,
-             p3_records=2000, p4=(10_000, 100_000, 1_000_000))  # fmt: skip
-QUICK = Sizes(flat=6000, nested=1500, rounds=1, p2_records=1500, p2_rounds=1,
-              p3_records=200, p4=(5000, 15_000), p2_levels=(1, 4),
-              p2_small_page=0)  # fmt: skip
+             p3_records=2000, p4=(10_000, 100_000, 1_000_000), p2_writers_rounds=2)  # fmt: skip
+QUICK = Sizes(flat=6000, nested=1500, rounds=1, p2_records=3000, p2_rounds=1,
+              p3_records=200, p4=(5000, 15_000), p2_page=250, p2_probe_pages=4)  # fmt: skip
 TINY = Sizes(flat=1200, nested=300, rounds=1, p2_records=300, p2_rounds=1,
-             p3_records=100, p4=(1500,), nested_p1=False, p2_levels=(1, 2),
-             p2_small_page=0)  # fmt: skip
+             p3_records=100, p4=(1500,), nested_p1=False, p2_page=100,
+             p2_probe_pages=2)  # fmt: skip
 
 
 def log(message: str) -> None:
@@ -55,7 +54,7 @@ def log(message: str) -> None:
     sys.stderr.flush()
 
 
-def run(sizes: Sizes, parts: set[str], latency_ms: int) -> dict[str, Any]:
+def run(sizes: Sizes, parts: set[str], model: p2.ServerModel, writers: float) -> dict[str, Any]:
     """Every selected scenario; the results as one JSON-able dict."""
     started = time.monotonic()
     results: dict[str, Any] = {"machine": report.machine(), "sizes": sizes.__dict__}
@@ -67,18 +66,25 @@ def run(sizes: Sizes, parts: set[str], latency_ms: int) -> dict[str, Any]:
                 scenarios.p1("SalesOrder", sizes.nested, ["Details"], sizes.rounds, log)
             )
     if "p2" in parts:
-        log(f"P2: {sizes.p2_records:,} SalesOrders, latency {latency_ms} ms")
-        results["p2"] = scenarios.p2(
-            sizes.p2_records, latency_ms, list(sizes.p2_levels), sizes.p2_rounds, log
+        log(f"P2: {sizes.p2_records:,} SalesOrders on the server model {model}")
+        results["p2"] = p2.p2(
+            model,
+            sizes.p2_records,
+            list(sizes.p2_levels),
+            sizes.p2_rounds,
+            sizes.p2_page,
+            sizes.p2_probe_pages,
+            log,
         )
-        if sizes.p2_small_page:
-            results["p2_small"] = scenarios.p2(
+        if writers > 0:
+            results["p2_writers"] = p2.losses(
+                model,
                 sizes.p2_records,
-                latency_ms,
-                list(sizes.p2_levels),
-                sizes.p2_small_rounds,
+                writers,
+                max(sizes.p2_levels),
+                sizes.p2_writers_rounds,
+                sizes.p2_page,
                 log,
-                page_size=sizes.p2_small_page,
             )
     if "p3" in parts:
         log("P3: requests")
@@ -97,7 +103,7 @@ def run(sizes: Sizes, parts: set[str], latency_ms: int) -> dict[str, Any]:
 
 
 def summary_lines(results: dict[str, Any]) -> list[str]:
-    """The console summary; the last line is the P1 ratio."""
+    """The console summary; the last line is the P2 speed-up (or the P1 ratio without P2)."""
     lines = []
     for goal, target, measured, ok in report.goals(results):
         lines.append(f"{'ok  ' if ok else 'MISS'} {goal}: {measured} (goal {target})")
@@ -106,16 +112,29 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         per = ", ".join(f"{r['entity']} {r['ratio_passthrough']:.2f}" for r in p1)
         lines.append(f"P1 tap ÷ passthrough, records per CPU-second: {per}")
         lines.append(f"P1 ratio: {min(r['ratio_passthrough'] for r in p1):.2f}")
+    sp = results.get("p2")
+    if sp and "speedup" in sp:
+        lines.append(
+            f"P2 session speed-up ({max(sp['levels'])} sessions ÷ 1, extraction records/s): "
+            f"{sp['speedup']:.2f}"
+        )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    parser.add_argument("--quick", action="store_true", help="small sizes, about 90 s")
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # smoke test
     parser.add_argument("--only", default="p1,p2,p3,p4", help="comma list of p1..p4")
-    parser.add_argument("--latency-ms", type=int, default=250, help="P2 sandbox latency")
+    model = p2.ServerModel()
+    parser.add_argument(
+        "--latency-ms", type=int, default=model.latency_ms, help="P2 model: ms per data request"
+    )
+    parser.add_argument(
+        "--per-record-us", type=int, default=model.per_record_us, help="P2 model: µs per record"
+    )
+    parser.add_argument("--writers", type=float, default=20.0, help="P2 losses: writes/s, 0 off")
     parser.add_argument("--out", help="markdown report path (full run: docs/performance.md)")
     parser.add_argument("--notes", help="markdown file appended to the report (analysis)")
     parser.add_argument(
@@ -124,10 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = TINY if args.tiny else QUICK if args.quick else FULL
     parts = {p.strip().lower() for p in args.only.split(",") if p.strip()}
-    results = run(sizes, parts, args.latency_ms)
+    model = p2.ServerModel(latency_ms=args.latency_ms, per_record_us=args.per_record_us)
+    results = run(sizes, parts, model, args.writers)
     if args.include:
         earlier = json.loads(Path(args.include).read_text(encoding="utf-8"))
-        for part in ("p1", "p2", "p2_small", "p3", "p4"):
+        for part in ("p1", "p2", "p2_writers", "p3", "p4"):
             if part not in results and part in earlier:
                 results[part] = earlier[part]
                 results.setdefault("included", []).append(

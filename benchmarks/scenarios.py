@@ -1,4 +1,4 @@
-"""The four measurements (issue 6): P1 CPU, P2 latency-bound backfill, P3 requests, P4 memory.
+"""P1 CPU, P3 requests and P4 memory (issue 6), and the helpers P2 shares (:mod:`benchmarks.p2`).
 
 Each scenario starts its own sandbox (``python -m tests.sandbox``) and runs every contender as
 a child process (:mod:`benchmarks.procs`). Contenders of one comparison run interleaved, in
@@ -223,76 +223,6 @@ def p1(entity: str, n: int, expand: list[str], rounds: int, log: Log) -> dict[st
     }
 
 
-# -- P2 ---------------------------------------------------------------------------------------
-
-
-def p2(
-    n: int, latency_ms: int, levels: list[int], rounds: int, log: Log, page_size: int = PAGE_SIZE
-) -> dict[str, Any]:
-    """Wall clock of a latency-bound SalesOrder backfill at several max_concurrent_requests."""
-    args = big_sandbox_args(
-        "SalesOrder", n, "--latency-ms", str(latency_ms), "--max-concurrent", "4",
-        # One API seat per session: a run at concurrency c opens c sessions.
-        "--api-seats", str(max(levels)),
-    )  # fmt: skip
-    with sandbox(*args) as sbx, tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp)
-        expected = len(sbx.ground_truth("SalesOrder")["live"])
-        expand = {"SalesOrder": ["Details"]}
-        cfgs = {
-            c: write_json(
-                tap_config(
-                    sbx,
-                    ["SalesOrder"],
-                    expand=expand,
-                    max_concurrent_requests=c,
-                    page_size=page_size,
-                ),
-                d,
-                f"tap{c}.json",
-            )
-            for c in levels
-        }
-        runs: dict[int, list[Measured]] = {c: [] for c in levels}
-        for r in range(rounds):
-            order = levels[r % len(levels) :] + levels[: r % len(levels)]
-            for c in order:
-                before = sbx.stats()
-                m = measure(python("-m", "tap_acumatica", "--config", cfgs[c])).check()
-                after = sbx.stats()
-                if m.record_count() != expected:
-                    msg = f"P2: {m.record_count()} records at concurrency {c}, expected {expected}"
-                    raise RuntimeError(msg)
-                m.extra["requests"] = request_counts(before, after)
-                m.extra["max_in_flight"] = after.get("max_in_flight")
-                runs[c].append(m)
-                log(f"  P2 page_size {page_size} round {r + 1}/{rounds} "
-                    f"max_concurrent_requests={c}: {m.wall:.2f} s")  # fmt: skip
-    rows = []
-    for c in levels:
-        data = [split_requests(m.extra["requests"], ["SalesOrder"])[0].get("SalesOrder", 0)
-                for m in runs[c]]  # fmt: skip
-        rows.append({
-            "concurrency": c,
-            "wall_s": median([m.wall for m in runs[c]]),
-            "sync_s": median([m.sync_seconds() or m.wall for m in runs[c]]),
-            "cpu_s": median([m.cpu for m in runs[c]]),
-            "requests": int(median([float(x) for x in data])),
-        })  # fmt: skip
-    base = rows[0]
-    for row in rows:
-        row["speedup"] = base["wall_s"] / row["wall_s"]
-        row["sync_speedup"] = base["sync_s"] / row["sync_s"]
-    return {
-        "records": expected,
-        "latency_ms": latency_ms,
-        "license_cores": 4,
-        "page_size": page_size,
-        "rounds": rounds,
-        "rows": rows,
-    }
-
-
 # -- P3 ---------------------------------------------------------------------------------------
 
 
@@ -356,12 +286,14 @@ def p3_no_change(records: int, log: Log) -> dict[str, Any]:
 # -- P4 ---------------------------------------------------------------------------------------
 
 
-def p4(sizes: list[int], log: Log, entity: str = "Customer") -> dict[str, Any]:
-    """Peak RSS of a tap run over one stream of N records."""
+def p4(sizes: list[int], log: Log, entity: str = "Customer", sessions: int = 4) -> dict[str, Any]:
+    """Peak RSS of a tap run over one stream of N records, windows fetched by 4 sessions."""
     rows = []
     for n in sizes:
-        with sandbox(*big_sandbox_args(entity, n)) as sbx, tempfile.TemporaryDirectory() as tmp:
-            cfg = write_json(tap_config(sbx, [entity]), Path(tmp), "tap.json")
+        args = big_sandbox_args(entity, n, "--api-seats", str(sessions))
+        with sandbox(*args) as sbx, tempfile.TemporaryDirectory() as tmp:
+            config = tap_config(sbx, [entity], max_concurrent_requests=sessions)
+            cfg = write_json(config, Path(tmp), "tap.json")
             m = run_counted(sbx, python("-m", "tap_acumatica", "--config", cfg), timeout=3600)
             got = m.record_count()
             if got < n:
@@ -375,4 +307,4 @@ def p4(sizes: list[int], log: Log, entity: str = "Customer") -> dict[str, Any]:
                 "records_per_s": got / m.wall,
             })  # fmt: skip
             log(f"  P4 {n} records: peak RSS {m.maxrss_mb:.0f} MB, {m.wall:.1f} s")
-    return {"entity": entity, "rows": rows}
+    return {"entity": entity, "sessions": sessions, "rows": rows}
