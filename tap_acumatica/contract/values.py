@@ -32,7 +32,20 @@ OK_TYPES: dict[str, frozenset[type]] = {
 
 
 class Drift:
-    """Values unlike the endpoint document, and members it does not know (§3), told once each."""
+    """Values unlike the endpoint document, and members it does not know (§3), told once each.
+
+    The class attributes name the source of the types in the messages (``odata.values`` reuses
+    this with ``$metadata``).
+    """
+
+    SOURCE = "the endpoint document"
+    CITE = "docs/acumatica-api.md §3"
+    UNIT = "field"
+    NAIVE_HINT = (
+        "if it is the tenant's clock time, as custom date-times on real instances are "
+        "(docs/acumatica-api.md §3), set date_only_time_zone to the tenant's time zone"
+    )
+    UNKNOWN_HINT = "a newer or customised endpoint?"
 
     def __init__(self, stream: str, log: Callable[[int, str], None] | None = None) -> None:
         """``log(level, message)`` is called once per field (the stream's logger)."""
@@ -48,22 +61,21 @@ class Drift:
         return new and self._log is not None
 
     def value(self, label: str, value: Any, declared: str, got: Any) -> None:
-        """``value`` came where the document says ``declared``; ``got`` is what was written."""
+        """``value`` came where the source says ``declared``; ``got`` is what was written."""
         if not self._first(label) or self._log is None:
             return
         if got is None:
             self._log(
                 logging.WARNING,
-                f"{self.stream}: {label} = {value!r} is not a {declared} as the endpoint "
-                "document says (docs/acumatica-api.md §3) and cannot be read as one without "
-                "loss; written as null (told once per field)",
+                f"{self.stream}: {label} = {value!r:.80} is not a {declared} as {self.SOURCE} "
+                f"says ({self.CITE}) and cannot be read as one without loss; written as null "
+                f"(told once per {self.UNIT})",
             )
         else:
             self._log(
                 logging.INFO,
-                f"{self.stream}: {label} = {value!r} where the endpoint document says "
-                f"{declared} (docs/acumatica-api.md §3); written as {got!r}, the same value "
-                "(told once per field)",
+                f"{self.stream}: {label} = {value!r:.80} where {self.SOURCE} says {declared} "
+                f"({self.CITE}); written as {got!r}, the same value (told once per {self.UNIT})",
             )
 
     def naive(self, label: str, value: str) -> None:
@@ -71,20 +83,18 @@ class Drift:
         if self._first("~" + label) and self._log is not None:
             self._log(
                 logging.WARNING,
-                f"{self.stream}: {label} = {value!r} has no offset and was read as UTC; if it "
-                "is the tenant's clock time, as custom date-times on real instances are "
-                "(docs/acumatica-api.md §3), set date_only_time_zone to the tenant's time zone "
-                "(told once per field)",
+                f"{self.stream}: {label} = {value!r} has no offset and was read as UTC; "
+                f"{self.NAIVE_HINT} (told once per {self.UNIT})",
             )
 
     def unknown(self, names: Iterable[str]) -> None:
-        """Members the document does not know: dropped, each named once (version drift)."""
+        """Members the source does not know: dropped, each named once (version drift)."""
         for name in sorted(names):
             if self._first("?" + name) and self._log is not None:
                 self._log(
                     logging.INFO,
-                    f"{self.stream}: {name} is not in the endpoint document (a newer or "
-                    "customised endpoint?); it is dropped",
+                    f"{self.stream}: {name} is not in {self.SOURCE} ({self.UNKNOWN_HINT}); "
+                    "it is dropped",
                 )
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from decimal import Context, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -51,44 +51,14 @@ _LOG = logging.getLogger("tap-acumatica")
 class MetadataDrift(Drift):
     """Values unlike ``$metadata`` and members it does not declare (§8), told once per column."""
 
-    def value(self, label: str, value: Any, declared: str, got: Any) -> None:
-        """``value`` came in a column ``$metadata`` types as ``declared``; ``got`` was written."""
-        if not self._first(label) or self._log is None:
-            return
-        if got is None:
-            self._log(
-                logging.WARNING,
-                f"{self.stream}: {label} = {value!r:.80} is not a {declared} as $metadata "
-                "says (docs/acumatica-api.md §8) and cannot be read as one without loss; "
-                "written as null (told once per column)",
-            )
-        else:
-            self._log(
-                logging.INFO,
-                f"{self.stream}: {label} = {value!r:.80} where $metadata says {declared} "
-                f"(docs/acumatica-api.md §8); written as {got!r}, the same value (told once "
-                "per column)",
-            )
-
-    def naive(self, label: str, value: str) -> None:
-        """A date-time without an offset read as UTC: ``date_only_time_zone`` is not set."""
-        if self._first("~" + label) and self._log is not None:
-            self._log(
-                logging.WARNING,
-                f"{self.stream}: {label} = {value!r} has no offset and was read as UTC; a "
-                "Generic Inquiry shows the tenant's clock time (docs/acumatica-api.md §8), so "
-                "set date_only_time_zone to the tenant's time zone (told once per column)",
-            )
-
-    def unknown(self, names: Iterable[str]) -> None:
-        """Members ``$metadata`` does not declare: dropped, each named once at INFO."""
-        for name in sorted(names):
-            if self._first("?" + name) and self._log is not None:
-                self._log(
-                    logging.INFO,
-                    f"{self.stream}: {name} is not in $metadata (changed since it was read?); "
-                    "it is dropped",
-                )
+    SOURCE = "$metadata"
+    CITE = "docs/acumatica-api.md §8"
+    UNIT = "column"
+    NAIVE_HINT = (
+        "a Generic Inquiry shows the tenant's clock time (docs/acumatica-api.md §8), so set "
+        "date_only_time_zone to the tenant's time zone"
+    )
+    UNKNOWN_HINT = "changed since it was read?"
 
 
 def record_converter(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.meltano_support import SANDBOX_ARGS, Meltano, need
+from tests.e2e.meltano_support import SANDBOX_ARGS, Meltano, demo_env, need
 from tests.e2e.pg import PostgresServer, PostgresUnavailableError, postgres_server
 from tests.support import Sandbox
 
@@ -38,21 +38,7 @@ def sandbox_env(
 ) -> Iterator[tuple[Sandbox, dict[str, str]]]:
     """A private sandbox and the environment that points the demo environment at it."""
     sbx = sandbox_factory(*SANDBOX_ARGS)
-    creds = sbx.credentials()
-    env = {
-        "ACUMATICA_SANDBOX_URL": sbx.url,
-        "TAP_ACUMATICA_TENANT": str(creds["tenant"]),
-        "TAP_ACUMATICA_CLIENT_ID": str(creds["client_id"]),
-        "TAP_ACUMATICA_CLIENT_SECRET": str(creds["client_secret"]),
-        "TAP_ACUMATICA_USERNAME": str(creds["username"]),
-        "TAP_ACUMATICA_PASSWORD": str(creds["password"]),
-        # Keep the developer's demo token store untouched.
-        "TAP_ACUMATICA_OAUTH_SETTINGS_LOCATION": str(tmp_path / "tokens.json"),
-        # Exact second-run expectations: re-read nothing before the bookmark.
-        "TAP_ACUMATICA_LOOKBACK_MINUTES": "0",
-        # State of this test only (state ids repeat across tests).
-        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path}/meltano.db",
-    }
+    env = demo_env(sbx, tmp_path)
     yield sbx, env
     # Every run signed out: no API seat left behind.
     assert sbx.stats()["active_sessions"] == 0

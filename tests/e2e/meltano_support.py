@@ -132,6 +132,25 @@ def mutate_after(
     return changed
 
 
+def demo_env(sbx: Sandbox, tmp_path: Path) -> dict[str, str]:
+    """The environment that points meltano.yml's demo environment at ``sbx`` (private state)."""
+    creds = sbx.credentials()
+    return {
+        "ACUMATICA_SANDBOX_URL": sbx.url,
+        "TAP_ACUMATICA_TENANT": str(creds["tenant"]),
+        "TAP_ACUMATICA_CLIENT_ID": str(creds["client_id"]),
+        "TAP_ACUMATICA_CLIENT_SECRET": str(creds["client_secret"]),
+        "TAP_ACUMATICA_USERNAME": str(creds["username"]),
+        "TAP_ACUMATICA_PASSWORD": str(creds["password"]),
+        # Keep the developer's demo token store untouched.
+        "TAP_ACUMATICA_OAUTH_SETTINGS_LOCATION": str(tmp_path / "tokens.json"),
+        # Exact second-run expectations: re-read nothing before the bookmark.
+        "TAP_ACUMATICA_LOOKBACK_MINUTES": "0",
+        # State of this test only (state ids repeat across tests).
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path}/meltano.db",
+    }
+
+
 def pg_env(server: PostgresServer) -> dict[str, str]:
     return {
         "TARGET_POSTGRES_HOST": server.host,

@@ -20,7 +20,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from tests.e2e.meltano_support import SANDBOX_ARGS, Meltano, bookmark, parse_ts, pg_env
+from tests.e2e.meltano_support import (
+    SANDBOX_ARGS,
+    Meltano,
+    bookmark,
+    demo_env,
+    parse_ts,
+    pg_env,
+)
 from tests.e2e.pg import PostgresServer
 from tests.support import Sandbox
 
@@ -41,16 +48,8 @@ def odata_env(
 ) -> Iterator[tuple[Sandbox, dict[str, str]]]:
     """A sandbox with background writers, and the environment that selects the OData streams."""
     sbx = sandbox_factory(*SANDBOX_ARGS, "--writers", "4", "--tz", TZ)
-    creds = sbx.credentials()
     env = {
-        "ACUMATICA_SANDBOX_URL": sbx.url,
-        "TAP_ACUMATICA_TENANT": str(creds["tenant"]),
-        "TAP_ACUMATICA_CLIENT_ID": str(creds["client_id"]),
-        "TAP_ACUMATICA_CLIENT_SECRET": str(creds["client_secret"]),
-        "TAP_ACUMATICA_USERNAME": str(creds["username"]),
-        "TAP_ACUMATICA_PASSWORD": str(creds["password"]),
-        "TAP_ACUMATICA_OAUTH_SETTINGS_LOCATION": str(tmp_path / "tokens.json"),
-        "TAP_ACUMATICA_LOOKBACK_MINUTES": "0",
+        **demo_env(sbx, tmp_path),
         "TAP_ACUMATICA_DATE_ONLY_TIME_ZONE": TZ,
         "TAP_ACUMATICA_ODATA_DACS": json.dumps(["SOLine"]),
         "TAP_ACUMATICA_ODATA_INQUIRIES": json.dumps(["SalesOrders"]),
@@ -59,7 +58,6 @@ def odata_env(
         ),
         "TAP_ACUMATICA_TRACK_DELETIONS": "true",
         "TAP_ACUMATICA__SELECT": json.dumps(["SalesOrder.*", f"{DAC}.*", f"{GI}.*"]),
-        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path}/meltano.db",
     }
     yield sbx, env
     assert sbx.stats()["active_sessions"] == 0
