@@ -28,9 +28,8 @@ from tap_acumatica.contract.records import (
 from tap_acumatica.contract.values import Drift, check_ids, check_rows, unknown_members
 from tap_acumatica.errors import AcumaticaAPIError, AnswerShapeError, OptimizationError
 from tap_acumatica.sync.paging import page_consistently
-from tap_acumatica.sync.scheduler import WindowResult
 from tap_acumatica.sync.stream import WindowedStream, minus_lookback
-from tap_acumatica.sync.windows import PageStamps, Window
+from tap_acumatica.sync.windows import Window
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -164,30 +163,16 @@ class ContractStream(WindowedStream):
         return self._records({**self._query, "$top": self.settings.page_size})
 
     @override
-    def fetch_window(self, window: Window) -> WindowResult:
-        """One request, or a full re-read of a tie burst (records sharing one stamp)."""
+    def fetch_page(self, window: Window, skip: int, top: int) -> list[dict[str, Any]]:
+        """One list page of ``window``: ``$filter`` on the change field, ``$top``/``$skip``.
+
+        ``$skip`` relies on a stable list order; the tap never sends ``$orderby`` here
+        (docs/acumatica-api.md §4: lists come in key order), and the engine checks each
+        page's overlap with the one before (``sync.window_pages``).
+        """
         assert self.replication_key is not None
-        size = self.settings.page_size
         where = window_filter(window, self.replication_key, self._contract)
-        params = {**self._query, "$filter": where}
-        rows = self._records({**params, "$top": size})
-        if len(rows) >= size:
-            if window.splittable:
-                stamps = PageStamps.of(rows, self.replication_key)
-                return WindowResult(window, full=True, tie=stamps.tie, sample=stamps.sample)
-            # A tie burst: more than a page of records share one stamp, nothing can split it.
-            self.logger.info(
-                "%s: more than %d records changed at %s; paging them", self.name, size, window
-            )
-            rows = list(
-                page_consistently(
-                    lambda skip, top: self._records({**params, "$top": top, "$skip": skip or None}),
-                    page_size=size,
-                    first_page=rows,
-                    what=f"{self.name} records at {window}",
-                )
-            )
-        return WindowResult(window, rows)
+        return self._records({**self._query, "$filter": where, "$top": top, "$skip": skip or None})
 
     def _records(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """One list GET, as Singer records (decoded straight into typed structs)."""

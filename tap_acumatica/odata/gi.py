@@ -31,9 +31,8 @@ from tap_acumatica.odata.values import (
 )
 from tap_acumatica.stamps import next_tick, parse_ms, tick_floor, to_ms
 from tap_acumatica.sync.paging import page_consistently
-from tap_acumatica.sync.scheduler import WindowResult
 from tap_acumatica.sync.stream import WindowedStream
-from tap_acumatica.sync.windows import PageStamps, Window
+from tap_acumatica.sync.windows import Window
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -170,33 +169,15 @@ class GiStream(WindowedStream):
         )
 
     @override
-    def fetch_window(self, window: Window) -> WindowResult:
-        """One request, or a paged tie burst (more than a page of rows with one value)."""
+    def fetch_page(self, window: Window, skip: int, top: int) -> list[dict[str, Any]]:
+        """One page of ``window``'s rows, ordered on the replication key then the keys (§8)."""
         key = self.replication_key
         assert key is not None
         if not self._checked:
             self._check_literals()
-        size = self.settings.page_size
         order = [key, *(c for c in self._order if c != key)]
         params = {**self._query, "$filter": self.window_filter(window), "$orderby": ",".join(order)}
-        rows = self._rows({**params, "$top": size})
-        if len(rows) >= size:
-            if window.splittable:
-                stamps = PageStamps.of(rows, key)
-                return WindowResult(window, full=True, tie=stamps.tie, sample=stamps.sample)
-            self.logger.info(
-                "%s: more than %d rows have %s in %s; paging them", self.name, size, key, window
-            )
-            rows = list(
-                page_consistently(
-                    lambda skip, top: self._rows({**params, "$top": top, "$skip": skip or None}),
-                    page_size=size,
-                    first_page=rows,
-                    what=f"{self.name} rows at {window}",
-                    ident=self.identity,
-                )
-            )
-        return WindowResult(window, rows)
+        return self._rows({**params, "$top": top, "$skip": skip or None})
 
     def window_filter(self, window: Window) -> str:
         """``<rk> ge <start> and <rk> lt <end>`` with literals the GI compares as its rows.

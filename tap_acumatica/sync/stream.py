@@ -32,10 +32,12 @@ from tap_acumatica.errors import (
 from tap_acumatica.stamps import DEFAULT_START, iso_utc, parse_ms, tick_floor, to_ms
 from tap_acumatica.sync import consistency, deleted
 from tap_acumatica.sync.keyset import KeysetPage, PageChecker
+from tap_acumatica.sync.paging import page_consistently
 from tap_acumatica.sync.progress import Progress
 from tap_acumatica.sync.report import RunReport
-from tap_acumatica.sync.scheduler import WindowResult, fetch_in_order
-from tap_acumatica.sync.windows import Window, WindowPlanner
+from tap_acumatica.sync.scheduler import Paging, WindowResult, fetch_in_order
+from tap_acumatica.sync.window_pages import pages_per_window
+from tap_acumatica.sync.windows import PageStamps, Window, WindowPlanner
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -93,9 +95,40 @@ class WindowedStream(Stream):
     def prepare(self) -> None:
         """Compile what the worker threads share, once per sync, before they start."""
 
-    @abstractmethod
+    def fetch_page(self, window: Window, skip: int, top: int) -> list[dict[str, Any]]:
+        """Runs on a worker thread: one list page of the records stamped in ``window``,
+        ``top`` of them from position ``skip``, in a list order that is the same for every
+        page (REST: key order, no ``$orderby``, docs/acumatica-api.md §4)."""
+        raise NotImplementedError
+
     def fetch_window(self, window: Window) -> WindowResult:
-        """Runs on a worker thread: the records stamped in ``window``, or a full page."""
+        """Runs on a worker thread: the records stamped in ``window``, or a full first page.
+
+        A full page of a one-tick window (a tie burst: nothing can split it) is paged whole
+        with overlapping pages; a wider full window is paged on by the scheduler
+        (``sync.window_pages``) or re-cut.
+        """
+        size = self.settings.page_size
+        key = self.replication_key or ""
+        rows = self.fetch_page(window, 0, size)
+        if len(rows) < size:
+            return WindowResult(window, rows)
+        if window.splittable:
+            stamps = PageStamps.of(rows, key)
+            return WindowResult(window, rows, full=True, tie=stamps.tie, sample=stamps.sample)
+        self.logger.info(
+            "%s: more than %d records changed at %s; paging them", self.name, size, window
+        )
+        rows = list(
+            page_consistently(
+                lambda skip, top: self.fetch_page(window, skip, top),
+                page_size=size,
+                first_page=rows,
+                what=f"{self.name} records at {window}",
+                ident=self.identity,
+            )
+        )
+        return WindowResult(window, rows)
 
     @abstractmethod
     def fetch_all(self) -> Iterator[dict[str, Any]]:
@@ -222,7 +255,10 @@ class WindowedStream(Stream):
         if self.keyset:
             yield from self._emit_pages(context, (begin, end), progress)
         else:
-            planner = WindowPlanner(page_size=self.settings.page_size, initial_width=end - begin)
+            pages = pages_per_window(self.settings.page_size)[0] if self._pages_on() else 1
+            planner = WindowPlanner(
+                page_size=self.settings.page_size, initial_width=end - begin, pages=pages
+            )
             yield from self._emit_windows(context, planner, (begin, end), progress)
         yield from self._emit_deletions(context, (since, end, resumed))
         before = parse_ms(previous) if isinstance(previous, str) else None
@@ -238,12 +274,16 @@ class WindowedStream(Stream):
         progress: Progress,
     ) -> Iterator[dict[str, Any]]:
         key = self.replication_key or ""
+        size, paging = self.settings.page_size, None
+        if self._pages_on():
+            paging = Paging(self.fetch_page, size, key, self.identity, pages_per_window(size)[1])
         for result in fetch_in_order(
             planner,
             *span,
             self.fetch_window,
             pool=self.connection.pool,
             workers=self.settings.max_concurrent_requests,
+            paging=paging,
         ):
             # The whole window is checked before any of it leaves: an inconsistent window
             # emits nothing, and the bookmark stays at the end of the one before.
@@ -259,6 +299,13 @@ class WindowedStream(Stream):
             yield from records
             self._commit(context, result.window.end)
             progress.advance(covered=result.window.end, records=len(records))
+        if paging is not None and paging.wasted[0]:
+            self.logger.info("%s: %d page(s) read past a window's end", self.name, *paging.wasted)
+
+    def _pages_on(self) -> bool:
+        """Full windows are paged on when the dialect fetches pages (and pages hold 2+)."""
+        own = type(self).fetch_page is not WindowedStream.fetch_page
+        return own and self.settings.page_size >= 2
 
     def _emit_pages(
         self, context: Context | None, span: tuple[int, int], progress: Progress

@@ -6,11 +6,13 @@ list order is not change order, and ``$skip`` counts positions in a list that mo
 are deleted or modified during the read, so a plain ``$top/$skip`` walk silently skips rows.
 A window ``[A, B)`` on the change field is a *value* range: a record whose stamp is in it is
 returned by that one request no matter what happens to other records, so deletes elsewhere can
-never make it go missing. A window that comes back full is discarded and its range re-cut into
-narrower windows (or, when the page shows one dominant stamp, that stamp gets a window of its
-own), then re-read; only a window one tick wide (the field's precision, 1/300 s) that is still
-full, i.e. a burst of records sharing one stamp, is paged, and then with overlapping pages
-that detect any shift. Every window bound is a tick boundary (``stamps.tick_floor``): the server
+never make it go missing. A window that comes back full is read on in ``$skip`` pages that
+overlap by one row and are checked for any shift (``sync.window_pages``, issue 15); when it was
+cut from a guess, its pages shifted or it passed the page cap, it is discarded and its range
+re-cut into narrower windows (or, when the page shows one dominant stamp, that stamp gets a
+window of its own), then re-read. A window one tick wide (the field's precision, 1/300 s) that
+is still full, i.e. a burst of records sharing one stamp, is paged with overlapping pages too.
+Every window bound is a tick boundary (``stamps.tick_floor``): the server
 rounds ``$filter`` literals to ticks (docs/acumatica-api.md §3), so only such bounds select on
 the server exactly the records a millisecond comparison puts in the window.
 """
@@ -53,10 +55,17 @@ class Window:
 
 #: Margin, in standard deviations, between a window's expected records and a full page.
 MARGIN_SIGMAS = 2.5
+#: The same margin for windows paged on (issue 15), where a miss costs one small page.
+PAGED_MARGIN_SIGMAS = 1.5
 
 
-def target_records(page_size: int) -> int:
+def target_records(page_size: int, pages: int = 1) -> int:
     """Records to aim a window at: as many as fit, with a margin for counting noise.
+
+    A window read in ``pages`` overlapping pages (``sync.window_pages``, one row of overlap)
+    holds ``pages * (page_size - 1) + 1`` records in that many requests; the aim leaves
+    ``PAGED_MARGIN_SIGMAS`` below it: there a miss costs one more, small page, not a re-read,
+    so a narrow margin (a fuller last page) is the cheaper side.
 
     The records in a window of a given width vary like a Poisson count (sigma = sqrt(n)), and
     the width comes from an estimate as noisy, so the aim ``t`` leaves ``MARGIN_SIGMAS`` of
@@ -64,6 +73,9 @@ def target_records(page_size: int) -> int:
     A full window costs its page plus two re-reads, so the margin is cheaper than the misses.
     """
     k = MARGIN_SIGMAS * 1.15  # Poisson noise and the estimate's, pooled over ~3 windows
+    if pages > 1:
+        fits = pages * (page_size - 1) + 1
+        return max(page_size, fits - int(PAGED_MARGIN_SIGMAS * math.sqrt(fits)))
     root = (-k + math.sqrt(k * k + 4 * page_size)) / 2
     return max(1, min(page_size - 1, int(root * root)))
 
@@ -82,9 +94,11 @@ class WindowPlanner:
     #: How many recent windows the density estimate pools.
     HISTORY = 3
 
-    def __init__(self, *, page_size: int, initial_width: int) -> None:
-        """Plan for pages of ``page_size`` records, starting ``initial_width`` ms wide."""
-        self.target = target_records(page_size)
+    def __init__(self, *, page_size: int, initial_width: int, pages: int = 1) -> None:
+        """Plan for ``pages`` pages of ``page_size`` records a window (more than one: full
+        windows are paged on, ``sync.window_pages``), starting ``initial_width`` ms wide."""
+        self.pages = max(1, pages)
+        self.target = target_records(page_size, self.pages)
         self.width = max(PRECISION_MS, initial_width)
         self._seen: list[tuple[int, int]] = []  # (records, width) of recent windows
 
@@ -128,7 +142,9 @@ class WindowPlanner:
         width = sum(w for _, w in self._seen)
         estimate = width * self.target // records
         if records < self.target // 4:  # too few records to trust: grow at most 4x
-            estimate = min(estimate, window.width * 4)
+            # (8x when windows are paged on: a window larger than aimed costs a page, not
+            # a re-read; the page cap is twice the aim.)
+            estimate = min(estimate, window.width * (8 if self.pages > 1 else 4))
         self.width = max(PRECISION_MS, estimate)
 
 
@@ -207,7 +223,7 @@ def recut(
         if window.start < median < window.end:
             return [Piece(Window(window.start, median)), Piece(Window(median, window.end))]
     # First the page's target/2-th stamp; once that failed, an eighth of the page per cut.
-    rank = len(inside) // 8 if hinted else planner.target // 2
+    rank = len(inside) // 8 if hinted else min(planner.target, len(inside)) // 2
     if 0 < rank < len(inside) and window.start < inside[rank] < window.end:
         cut = inside[rank]
         planner.aim(cut - (window.start if hinted else inside[0]))
