@@ -10,7 +10,7 @@ import sys
 from importlib import metadata
 from typing import Any
 
-from benchmarks import report_p2
+from benchmarks import p6, report_p2
 from benchmarks.procs import REPO
 
 GOALS = {
@@ -116,6 +116,7 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                     f"{peak:.0f} MB", peak < GOALS["p4_mb"]))  # fmt: skip
         out.append(("P4: flat (peak RSS growth from the smallest to the largest run)",
                     "< 25 MB", f"{flat:.0f} MB", flat < 25))  # fmt: skip
+    out.extend(p6.goals(results))
     return out
 
 
@@ -241,6 +242,7 @@ def render(results: dict[str, Any], *, command: str, notes: str = "") -> str:
                 f"{r['cpu_s']:.1f} | {r['records_per_s']:,.0f} |"
             )
         lines.append("")
+    lines += p6.render(results)
     if notes:
         lines += [notes.rstrip(), ""]
     lines += [

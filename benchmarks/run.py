@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick]``: run P1 to P4 and write the report.
+"""``python -m benchmarks [--quick]``: run P1 to P4 and P6 and write the report.
 
 The full run writes docs/performance.md (and the raw figures to
 benchmarks/results/performance-full.json); ``--quick`` uses small sizes, writes only under
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import p2, report, scenarios
+from benchmarks import p2, p6, report, scenarios
 from benchmarks.procs import REPO, RESULTS
 
 
@@ -37,15 +37,22 @@ class Sizes:
     p2_page: int = 1000
     p2_probe_pages: int = 5  # one session's rate: this many sequential full pages
     p2_writers_rounds: int = 1
+    p6_records: int | None = None  # records per core entity; None: the sandbox's default
+    p6_rounds: int = 1
 
 
 FULL = Sizes(flat=100_000, nested=20_000, rounds=3, p2_records=20_000, p2_rounds=2,
-             p3_records=2000, p4=(10_000, 100_000, 1_000_000), p2_writers_rounds=2)  # fmt: skip
+             p3_records=2000, p4=(10_000, 100_000, 1_000_000), p2_writers_rounds=2,
+             p6_rounds=3)  # fmt: skip
 QUICK = Sizes(flat=6000, nested=1500, rounds=1, p2_records=3000, p2_rounds=1,
               p3_records=200, p4=(5000, 15_000), p2_page=250, p2_probe_pages=4)  # fmt: skip
 TINY = Sizes(flat=1200, nested=300, rounds=1, p2_records=300, p2_rounds=1,
              p3_records=100, p4=(1500,), nested_p1=False, p2_page=100,
-             p2_probe_pages=2)  # fmt: skip
+             p2_probe_pages=2, p6_records=40)  # fmt: skip
+
+
+#: Every part, in order (``--only``'s default).
+PARTS = ("p1", "p2", "p3", "p4", "p6")
 
 
 def log(message: str) -> None:
@@ -95,6 +102,9 @@ def run(sizes: Sizes, parts: set[str], model: p2.ServerModel, writers: float) ->
     if "p4" in parts:
         log(f"P4: peak RSS at {', '.join(f'{n:,}' for n in sizes.p4)} records")
         results["p4"] = scenarios.p4(list(sizes.p4), log)
+    if "p6" in parts:
+        log(f"P6: every entity of the default sandbox, overlap_streams off vs on, model {model}")
+        results["p6"] = p6.p6(model, sizes.p6_records, sizes.p6_rounds, log)
     results["elapsed_s"] = time.monotonic() - started
     results["load_after"] = report.load_average()
     for res in results.get("p1", []):
@@ -126,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, about 90 s")
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # smoke test
-    parser.add_argument("--only", default="p1,p2,p3,p4", help="comma list of p1..p4")
+    parser.add_argument("--only", default=",".join(PARTS), help="comma list of p1..p4, p6")
     model = p2.ServerModel()
     parser.add_argument(
         "--latency-ms", type=int, default=model.latency_ms, help="P2 model: ms per data request"
@@ -147,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(sizes, parts, model, args.writers)
     if args.include:
         earlier = json.loads(Path(args.include).read_text(encoding="utf-8"))
-        for part in ("p1", "p2", "p2_writers", "p3", "p4"):
+        for part in ("p1", "p2", "p2_writers", "p3", "p4", "p6"):
             if part not in results and part in earlier:
                 results[part] = earlier[part]
                 results.setdefault("included", []).append(
@@ -155,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "tiny" if args.tiny else "quick" if args.quick else "full"
-    if parts != {"p1", "p2", "p3", "p4"}:
+    if parts != set(PARTS):
         name += "-" + "-".join(sorted(parts))
     (RESULTS / f"performance-{name}.json").write_text(json.dumps(results, indent=2))
     if args.out:

@@ -18,6 +18,10 @@
   stream's key properties from the catalog when the tap starts, and the SCHEMA message reads
   them from there; a stream whose ids turn out to be session-scoped must be keyed otherwise
   in the SCHEMA message still to come (``contract/ids.py``).
+- ``Stream._tap`` and ``Tap._streams`` (:func:`sync_order`): the streams ``Tap.sync_all``
+  syncs, in its order, so a stream can read the next ones' first windows ahead
+  (``sync/prefetch.py``); only once the tap has loaded them, never loading them itself (that
+  is discovery: network I/O).
 """
 
 from __future__ import annotations
@@ -61,3 +65,9 @@ def rekey(stream: Stream, keys: Sequence[str], id_description: str) -> None:
         props["id"] = {**props["id"], "description": id_description}
     mapper.register_raw_stream_schema(stream.name, raw, list(keys))
     stream._stream_maps = None  # read again from the mapper
+
+
+def sync_order(stream: Stream) -> list[Stream]:
+    """The streams of ``stream``'s tap in ``Tap.sync_all``'s order, if loaded; else none."""
+    loaded = stream._tap._streams
+    return list(loaded.values()) if loaded else []

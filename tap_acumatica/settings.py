@@ -27,6 +27,7 @@ DEFAULTS: Mapping[str, Any] = {
     "endpoint_name": "Default",
     "page_size": 1000,
     "max_concurrent_requests": 2,
+    "overlap_streams": True,
     "request_timeout": 660,
     "response_deadline_seconds": 1800,
     "max_tries": 8,
@@ -92,6 +93,8 @@ class Settings:
     deleted_records_keep_days: float = 10.0
     #: REST entity → DAC whose deleted records it reads ("" = none), over odata.registry's.
     deletion_dacs: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: Read the next streams' first windows while a stream is read (``sync.prefetch``).
+    overlap_streams: bool = True
 
     @property
     def odata_selected(self) -> bool:
@@ -113,6 +116,7 @@ class Settings:
             entities=tuple(config.get("entities") or ()),
             page_size=size,
             max_concurrent_requests=max(1, int(value(config, "max_concurrent_requests"))),
+            overlap_streams=bool(value(config, "overlap_streams")),
             request_timeout=float(value(config, "request_timeout")),
             response_deadline_seconds=float(value(config, "response_deadline_seconds")),
             max_tries=max(1, int(value(config, "max_tries"))),

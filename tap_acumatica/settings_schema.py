@@ -137,7 +137,7 @@ def _request_properties(th: ModuleType) -> list[Property[Any]]:
 
 
 def _run_properties(th: ModuleType) -> list[Property[Any]]:
-    """What records carry ($expand, $custom), the range each run reads, its log and User-Agent."""
+    """What records carry ($expand, $custom), the run's log, overlapping streams, User-Agent."""
     integer = th.IntegerType
     return [
         _prop(
@@ -165,6 +165,15 @@ def _run_properties(th: ModuleType) -> list[Property[Any]]:
             "progress_interval_seconds",
             integer(minimum=1, maximum=86400),
             "Seconds between progress log lines per stream (stderr).",
+        ),
+        _prop(
+            "overlap_streams",
+            th.BooleanType,
+            "Read the first time window of the next streams (up to max_concurrent_requests - 1 "
+            "of them) while a stream is read, on the sessions it leaves idle: a run of many small "
+            "streams then takes a fraction of the time, with the same requests. Records and "
+            "STATE messages still leave stream after stream. Off: streams are read one after "
+            "another.",
         ),
         _prop("user_agent", th.StringType, "User-Agent header sent with every request."),
         _prop(

@@ -186,6 +186,11 @@ def test_deletion_settings_are_read() -> None:
     assert dict(got.deletion_dacs) == {"Shipment": "SOShipment", "Customer": ""}
 
 
+def test_streams_overlap_unless_turned_off() -> None:
+    assert _settings().overlap_streams is True
+    assert _settings(overlap_streams=False).overlap_streams is False
+
+
 def test_bad_deletion_settings_are_refused() -> None:
     assert _refused(deleted_records_keep_days=0).startswith(
         "deleted_records_keep_days must be more than 0"

@@ -101,6 +101,30 @@ def probe_window(stamp_ms: int) -> Window:
     return Window(start, next_tick(start))
 
 
+def probe(
+    stream: str,
+    key: str,
+    sample: Callable[[], Mapping[str, Any] | None],
+    read: Callable[[Window, tuple[int, int]], list[dict[str, Any]]],
+    *,
+    page_size: int,
+) -> bool:
+    """The time-semantics probe: does the instance honour a ``$filter`` literal's offset?
+
+    One record (``sample``: the dialect's ``fetch_sample``) is re-read through its one-tick
+    window written with non-zero offsets, the same instants (``read``: ``fetch_offset_window``).
+    An instance that reads the clock time and ignores the offset selects another range and does
+    not return it: :func:`check_probe` raises. False when there is no record to probe with.
+    """
+    record = sample()
+    if record is None:
+        return False
+    window = probe_window(stamp_us(record, key, stream) // 1000)
+    rows = read(window, PROBE_OFFSETS_MINUTES)
+    check_probe(stream, key, record, window, rows, page_size=page_size)
+    return True
+
+
 def check_probe(
     stream: str,
     key: str,

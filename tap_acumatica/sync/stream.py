@@ -30,7 +30,7 @@ from tap_acumatica.errors import (
     StampInconsistencyError,
 )
 from tap_acumatica.stamps import DEFAULT_START, iso_utc, parse_ms, tick_floor, to_ms
-from tap_acumatica.sync import consistency, deleted
+from tap_acumatica.sync import consistency, deleted, prefetch
 from tap_acumatica.sync.keyset import KeysetPage, PageChecker
 from tap_acumatica.sync.paging import page_consistently
 from tap_acumatica.sync.progress import Progress
@@ -104,16 +104,16 @@ class WindowedStream(Stream):
     def fetch_window(self, window: Window) -> WindowResult:
         """Runs on a worker thread: the records stamped in ``window``, or a full first page.
 
-        A full page of a one-tick window (a tie burst: nothing can split it) is paged whole
-        with overlapping pages; a wider full window is paged on by the scheduler
-        (``sync.window_pages``) or re-cut.
+        A full window is paged on by the scheduler (``sync.window_pages``: a tie burst, one
+        tick wide, on several sessions at once) or re-cut; without scheduler paging a tie
+        burst is paged whole here, page after page.
         """
         size = self.settings.page_size
         key = self.replication_key or ""
         rows = self.fetch_page(window, 0, size)
         if len(rows) < size:
             return WindowResult(window, rows)
-        if window.splittable:
+        if window.splittable or self._pages_on():
             stamps = PageStamps.of(rows, key)
             return WindowResult(window, rows, full=True, tie=stamps.tie, sample=stamps.sample)
         self.logger.info(
@@ -249,9 +249,11 @@ class WindowedStream(Stream):
             iso_utc(begin),
             iso_utc(end),
         )
-        if self.report.needs_probe():
-            self._probe_time_semantics()
+        if self.report.needs_probe(self.tap_state, self._server_now_us() // 1000):
+            self._probe_time_semantics(context)
         since, resumed = deleted.since(self.get_context_state(context), begin)
+        # Its first window may have been read ahead (issue 15), the next streams' are now.
+        end = progress.end = prefetch.start(self, begin, end)
         if self.keyset:
             yield from self._emit_pages(context, (begin, end), progress)
         else:
@@ -277,13 +279,10 @@ class WindowedStream(Stream):
         size, paging = self.settings.page_size, None
         if self._pages_on():
             paging = Paging(self.fetch_page, size, key, self.identity, pages_per_window(size)[1])
+        workers, pool = self.settings.max_concurrent_requests, self.connection.pool
+        fetch = prefetch.fetcher(self, self.fetch_window)  # the first window read ahead, if any
         for result in fetch_in_order(
-            planner,
-            *span,
-            self.fetch_window,
-            pool=self.connection.pool,
-            workers=self.settings.max_concurrent_requests,
-            paging=paging,
+            planner, *span, fetch, pool=pool, workers=workers, paging=paging
         ):
             # The whole window is checked before any of it leaves: an inconsistent window
             # emits nothing, and the bookmark stays at the end of the one before.
@@ -349,25 +348,19 @@ class WindowedStream(Stream):
         skew = self.connection.client.server_skew or 0.0
         return int((time.time() + skew) * 1_000_000)
 
-    def _probe_time_semantics(self) -> None:
-        """Once per run: does the instance honour a ``$filter`` literal's offset? (§3, §13).
+    def _probe_time_semantics(self, context: Context | None) -> None:
+        """Does the instance honour a ``$filter`` literal's offset? (``consistency.probe``, §13).
 
-        One record's stamp is re-read through its one-tick window written with non-zero
-        offsets (the same instants). An instance that reads the clock time and ignores the
-        offset selects another range and does not return it: the run stops before any bookmark.
+        Ignored offsets stop the run before any bookmark. A pass is kept in this stream's state
+        (``RunReport.probed``): later runs skip the probe while it is fresh. No sample record:
+        the next stream tries.
         """
-        sample = self.fetch_sample()
-        if sample is None:
-            return  # nothing to probe with here: the next stream tries
-        key = self.replication_key or ""
-        stamp = consistency.stamp_us(sample, key, self.name) // 1000
-        window = consistency.probe_window(stamp)
-        rows = self.fetch_offset_window(window, consistency.PROBE_OFFSETS_MINUTES)
-        self.report.probed()
-        consistency.check_probe(
-            self.name, key, sample, window, rows, page_size=self.settings.page_size
-        )
-        self.logger.info("%s: the instance honours the offset of date-time literals", self.name)
+        key, size = self.replication_key or "", self.settings.page_size
+        if consistency.probe(
+            self.name, key, self.fetch_sample, self.fetch_offset_window, page_size=size
+        ):
+            self.report.probed(self.get_context_state(context), self._server_now_us() // 1000)
+            self.logger.info("%s: the instance honours the offset of date-time literals", self.name)
 
     def _commit(self, context: Context | None, end_ms: int) -> None:
         """Bookmark = window end; a STATE message at once, unless records wait for a file.

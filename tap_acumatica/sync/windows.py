@@ -235,3 +235,42 @@ def recut(
         Piece(Window(window.start, middle), region=True),
         Piece(Window(middle, window.end), region=True),
     ]
+
+
+def split_known(
+    window: Window, rows: Iterable[dict[str, object]], key: str, planner: WindowPlanner
+) -> list[Piece]:
+    """Where to cut a window still full at its page cap, whose rows so far are kept.
+
+    The rows are the lowest keys of the window's list (``sync.window_pages``), so nothing is
+    re-read: each part is read on from its share of them. A tie burst that holds half of them
+    gets its own one-tick window; else the first part ends at the ``target``-th stamp, so it
+    holds about a window of records (keys follow creation, and most records change soon
+    after: the lowest keys hold the oldest stamps), and the rest stays a region. While the
+    density is a guess, the width from the first stamp to that cut is the next guess.
+    """
+    page = PageStamps.of(rows, key)
+    tie, inside = page.tie, [tick_floor(s) for s in page.sample if window.start <= s < window.end]
+    if tie is not None and window.start <= tie < window.end and window.splittable:
+        tie = max(window.start, tick_floor(tie))
+        after = min(next_tick(tie), window.end)
+        parts = [
+            Piece(Window(window.start, tie), region=True),
+            Piece(Window(tie, after)),
+            Piece(Window(after, window.end), region=True),
+        ]
+        return [p for p in parts if p.window.width > 0]
+    rank = min(planner.target, len(inside) // 2)
+    if 0 < rank < len(inside) and window.start < inside[rank] < window.end:
+        cut, guess = inside[rank], not planner.measured
+        if guess:
+            planner.aim(cut - inside[0])
+        return [
+            Piece(Window(window.start, cut), hinted=guess),
+            Piece(Window(cut, window.end), region=True),
+        ]
+    middle = max(next_tick(window.start), tick_floor(window.start + window.width // 2))
+    return [
+        Piece(Window(window.start, middle), region=True),
+        Piece(Window(middle, window.end), region=True),
+    ]

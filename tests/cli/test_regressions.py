@@ -153,13 +153,13 @@ def test_signalled_run_leaves_no_api_seat_and_exits_128_plus_signum(
         "--big-entity",
         "SalesOrder",
         "--big-records",
-        "4000",
+        "20000",  # more than one window (issue 15: up to 16 pages of 1,000 before a split)
         "--latency-ms",
-        "300",
+        "100",
         "--api-seats",
         "4",
     )
-    config = tap_config(box, entities=["SalesOrder"], page_size=100, max_concurrent_requests=4)
+    config = tap_config(box, entities=["SalesOrder"], page_size=1000, max_concurrent_requests=4)
     if auth_method == "oauth_password":
         creds = box.credentials()
         config.update(

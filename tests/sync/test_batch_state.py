@@ -43,9 +43,12 @@ def _live(box: Sandbox) -> dict[str, set[str]]:
 def test_every_state_follows_the_data_it_covers(
     sandbox_factory: SandboxFactory, tmp_path: Path, mode: str
 ) -> None:
-    box = sandbox_factory("--seed", "12", "--records", "400", "--burst-size", "60")
-    # 70 records a file against windows of up to 100: files end inside windows, and windows
-    # end inside files.
+    box = sandbox_factory(
+        "--seed", "12", "--records", "400", "--burst-size", "60",
+        "--big-entity", "SalesOrder", "--big-records", "20000",
+    )  # fmt: skip
+    # 70 records a file against pages of 100 and windows of thousands (a window aims at
+    # 8,000 records, issue 15): files end inside windows, and windows end inside files.
     extra = {"batch_config": batch_config(tmp_path, 70)} if mode == "batch" else {}
     run = run_tap(tap_config(box, page_size=100, **extra))
     assert run.returncode == 0, run.stderr[-3000:]

@@ -101,7 +101,7 @@ def _run(
     """Emit ``pages`` (fixed windows of 100 ms): the ids emitted, then the error; the commits."""
     commits: list[int] = []
     out: list[str] = []
-    monkeypatch.setattr(stream, "fetch_window", lambda w: WindowResult(w, pages[w]))
+    monkeypatch.setattr(stream, "fetch_window", lambda w: WindowResult(w, pages.get(w, [])))
     monkeypatch.setattr(stream, "_commit", lambda context, end: commits.append(end))
     planner = WindowPlanner(page_size=100, initial_width=100)
     monkeypatch.setattr(planner, "observe", lambda *a, **k: None)  # keep 100 ms windows

@@ -15,7 +15,7 @@ import pytest
 from tap_acumatica.pool import DaemonPool
 from tap_acumatica.stamps import iso_utc
 from tap_acumatica.sync.scheduler import Paging, WindowResult, fetch_in_order
-from tap_acumatica.sync.window_pages import PagedWindow, page_skip, stitch
+from tap_acumatica.sync.window_pages import PagedWindow, chain, page_skip
 from tap_acumatica.sync.windows import PageStamps, Window, WindowPlanner
 
 SPAN = 10_000_000
@@ -74,8 +74,14 @@ def _measured(page: int, records: int) -> WindowPlanner:
     return planner
 
 
-def _read(source: Source, planner: WindowPlanner, page: int, workers: int) -> list[WindowResult]:
-    paging = Paging(source.page, page, "t", lambda r: str(r["id"]))
+def _read(
+    source: Source,
+    planner: WindowPlanner,
+    page: int,
+    workers: int,
+    paging: Paging | None = None,
+) -> list[WindowResult]:
+    paging = paging or Paging(source.page, page, "t", lambda r: str(r["id"]))
     return list(
         fetch_in_order(
             planner,
@@ -114,7 +120,11 @@ def test_pages_are_fetched_on_several_workers_at_once() -> None:
     assert source.requests <= math.ceil(1499 / 99) + 3  # a few speculative pages at most
 
 
-def test_a_deleted_row_before_a_boundary_is_a_detected_shift() -> None:
+def _paging(source: Source, page: int) -> Paging:
+    return Paging(source.page, page, "t", lambda r: str(r["id"]))
+
+
+def test_a_deleted_row_before_a_boundary_is_bridged_by_one_page() -> None:
     source = Source(700, seed=3)
     everyone = set(source.rows)
     deleted: list[str] = []
@@ -126,15 +136,39 @@ def test_a_deleted_row_before_a_boundary_is_a_detected_shift() -> None:
             del src.rows[victim]
 
     source.between = delete_once
-    results = _read(source, _measured(100, 700), 100, 1)
+    paging = _paging(source, 100)
+    results = _read(source, _measured(100, 700), 100, 1, paging)
     got = _ids(results)
     assert deleted
     assert len(got) == len(set(got))  # no duplicate
     assert everyone - set(deleted) <= set(got)  # 0 lost
-    assert len(results) > 1  # the window was re-read split, not emitted from shifted pages
+    # The gap after the deleted row is closed by one page over it, not by a re-read.
+    assert [r.window for r in results] == [Window(0, SPAN)]
+    assert paging.bridges[0] == 1
+    assert source.requests == math.ceil(699 / 99) + 1
 
 
-def test_a_late_commit_before_a_boundary_is_a_detected_shift() -> None:
+def test_a_shift_wider_than_half_a_page_is_re_read_split() -> None:
+    source = Source(700, seed=6)
+    everyone = set(source.rows)
+    deleted: list[str] = []
+
+    def delete_many(src: Source) -> None:
+        if src.pages == 2 and not deleted:  # 60 rows of page 0 go: no bridge can hold both
+            for victim in sorted(src.rows)[:60]:
+                deleted.append(victim)
+                del src.rows[victim]
+
+    source.between = delete_many
+    paging = _paging(source, 100)
+    results = _read(source, _measured(100, 700), 100, 1, paging)
+    got = _ids(results)
+    assert len(got) == len(set(got))
+    assert everyone - set(deleted) <= set(got)  # 0 lost
+    assert len(results) > 1  # detected, and the window re-read split
+
+
+def test_a_late_commit_before_a_boundary_is_kept_once() -> None:
     source = Source(700, seed=4)
     everyone = set(source.rows)
 
@@ -143,41 +177,111 @@ def test_a_late_commit_before_a_boundary_is_a_detected_shift() -> None:
             src.rows["k000002a"] = SPAN // 2
 
     source.between = insert_once
-    results = _read(source, _measured(100, 700), 100, 1)
+    paging = _paging(source, 100)
+    results = _read(source, _measured(100, 700), 100, 1, paging)
     got = _ids(results)
     assert len(got) == len(set(got))
     assert everyone <= set(got)
-    assert len(results) > 1
+    # The list grew: two rows shared at the boundaries after it, still a chain.
+    assert [r.window for r in results] == [Window(0, SPAN)]
+    assert paging.bridges[0] == 0
 
 
-def test_stitch_and_outcome_detect_every_shift() -> None:
+def test_chain_links_pages_that_share_a_row_and_asks_for_bridges() -> None:
     def ident(row: Row) -> str:
         return str(row["id"])
 
     def rows(*keys: str) -> list[Row]:
         return [{"id": k} for k in keys]
 
-    assert stitch([rows("a", "b", "c"), rows("c", "d")], ident) == rows("a", "b", "c", "d")
-    assert stitch([rows("a", "b", "c"), rows("d", "e")], ident) is None  # boundary moved
-    assert stitch([rows("a", "b", "c"), rows("c", "a")], ident) is None  # a row twice
-    assert stitch([rows("a", "b", "c"), []], ident) is None  # the set shrank past the end
+    def linked(pages: list[list[Row]], bridges: dict[int, list[Row]] | None = None) -> Any:
+        return chain(dict(enumerate(pages)), len(pages) - 1, bridges or {}, ident, 3)
+
+    assert linked([rows("a", "b", "c"), rows("c", "d")]) == rows("a", "b", "c", "d")
+    assert linked([rows("a", "b", "c"), rows("b", "c", "d"), rows("d")]) == rows(
+        "a", "b", "c", "d"
+    )  # a row twice (the list grew): kept once
+    assert linked([rows("a", "b", "c"), rows("e", "f")]) == 1  # a gap: a bridge before page 1
+    assert linked([rows("a", "b", "c"), []]) == 1  # the set shrank past the end
+    bridged = linked([rows("a", "b", "c"), rows("e", "f")], {1: rows("c", "d", "e")})
+    assert bridged == rows("a", "b", "c", "d", "e", "f")
+    assert linked([rows("a", "b", "c"), rows("e", "f")], {1: rows("x", "y", "z")}) is None
+    assert linked([rows("a", "b", "c"), rows("g")], {1: rows("c", "d", "e")}) is None
+    # A short bridge is the list's end: the pages after it add nothing it must link to.
+    assert linked([rows("a", "b", "c"), []], {1: rows("c", "d")}) == rows("a", "b", "c", "d")
     paged = PagedWindow(3, cap=8, expect=3, pages={0: rows("a", "b", "c")})
-    paged.pages[1] = rows("c", "d")  # short: the end
-    paged.pages[2] = rows("e")  # yet more after the end: the set moved
+    assert (paged.skip(4), paged.bridge(4), paged.bridge(1)) == (8, 7, 1)
+    paged.pages[1] = rows("e", "f")  # short: the end, but nothing links it to page 0
+    assert paged.outcome(ident) == "pending"
+    assert paged.gaps == [1]
+    paged.gaps.clear()
+    paged.bridges[1] = rows("c", "d", "e")
+    assert paged.outcome(ident) == rows("a", "b", "c", "d", "e", "f")
+    paged.bridges[1] = rows("q", "r", "s")
     assert paged.outcome(ident) == "shift"
-    paged.pages.pop(2)
-    assert paged.outcome(ident) == rows("a", "b", "c", "d")
 
 
-def test_a_window_past_the_page_cap_is_re_cut_and_nothing_is_lost() -> None:
+def test_a_window_past_the_page_cap_is_split_and_read_on_not_re_read() -> None:
     source = Source(3000, seed=5)
     planner = _measured(50, 300)  # expects ~6 pages; the span holds ~61
-    results = _read(source, planner, 50, 2)
+    paging = _paging(source, 50)
+    results = _read(source, planner, 50, 2, paging)
     got = _ids(results)
     assert sorted(got) == sorted(source.rows)
+    assert len(got) == len(set(got))
     assert len(results) > 1
+    assert paging.splits[0] >= 1
     for result in results:
         assert len(result.records) <= 16 * 49 + 1  # no window held more than the cap
+    # Nothing read twice but the overlap rows: each part goes on from the rows read before
+    # it, at most one page more per window than its records fill.
+    assert source.requests <= math.ceil(2999 / 49) + len(results) + paging.wasted[0]
+
+
+def test_a_first_window_from_a_guess_is_paged_on_several_workers_at_once() -> None:
+    source = Source(3000, seed=7)
+    source.delay = 0.01
+    planner = WindowPlanner(page_size=50, initial_width=SPAN, pages=8)  # nothing measured
+    paging = _paging(source, 50)
+    results = _read(source, planner, 50, 4, paging)
+    got = _ids(results)
+    assert sorted(got) == sorted(source.rows)
+    assert len(got) == len(set(got))
+    assert source.peak >= 3  # the whole range's pages in flight together from the start
+    assert source.requests <= math.ceil(2999 / 49) + len(results) + paging.wasted[0]
+    assert paging.wasted[0] <= 3 * len(results)  # speculation: < one round per window
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_writers_during_split_and_guessed_windows_lose_nothing(seed: int) -> None:
+    """Deletes and restamps between pages while windows are guessed, bridged and split."""
+    source = Source(3000, seed=seed + 100)
+    rng = random.Random(seed)
+    original = dict(source.rows)
+    touched: set[str] = set()
+
+    def writer(src: Source) -> None:
+        for _ in range(rng.randrange(4)):
+            key = rng.choice(sorted(src.rows))
+            if rng.random() < 0.5:
+                del src.rows[key]
+            else:
+                src.rows[key] = SPAN + 5  # changed now: out of the range
+            touched.add(key)
+
+    source.between = writer
+    planner = WindowPlanner(page_size=40, initial_width=SPAN, pages=8)
+    paging = _paging(source, 40)
+    results = _read(source, planner, 40, 3, paging)
+    got = _ids(results)
+    assert len(got) == len(set(got))
+    assert {k for k in original if k not in touched} <= set(got)  # 0 lost
+    windows = [r.window for r in results]
+    assert windows[0].start == 0
+    assert windows[-1].end == SPAN
+    assert all(a.end == b.start for a, b in itertools.pairwise(windows))
+    assert paging.splits[0] >= 1
+    assert paging.bridges[0] >= 1
 
 
 @pytest.mark.parametrize("seed", range(6))
