@@ -116,6 +116,11 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                     f"{peak:.0f} MB", peak < GOALS["p4_mb"]))  # fmt: skip
         out.append(("P4: flat (peak RSS growth from the smallest to the largest run)",
                     "< 25 MB", f"{flat:.0f} MB", flat < 25))  # fmt: skip
+        if len(rows) > 2:  # past the window sizes, memory must not grow with the record count
+            big = sorted(rows, key=lambda r: r["records"])[-2:]
+            tail = big[1]["maxrss_mb"] - big[0]["maxrss_mb"]
+            out.append((f"P4: growth from {big[0]['records']:,} to {big[1]['records']:,} records",
+                        "< 10 MB", f"{tail:.0f} MB", tail < 10))  # fmt: skip
     out.extend(p6.goals(results))
     return out
 

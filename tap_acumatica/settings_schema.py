@@ -87,8 +87,9 @@ def _request_properties(th: ModuleType) -> list[Property[Any]]:
         _prop(
             "page_size",
             integer(minimum=2, maximum=100_000),
-            "Records per request ($top). A time window that returns a full page is split and "
-            "re-read; only records sharing one timestamp are paged.",
+            "Records per request ($top). A time window that returns a full page is read on in "
+            "$skip pages that overlap by one row and are checked for shifts; a window aims at "
+            "8 pages or 8,000 records, whichever is more.",
         ),
         _prop(
             "max_concurrent_requests",

@@ -29,6 +29,7 @@ from tap_acumatica.sync.windows import Window
 
 if TYPE_CHECKING:
     from tap_acumatica.connection import Connection
+    from tap_acumatica.sync.progress import Progress
     from tap_acumatica.sync.stream import WindowedStream  # imports this module
 
 LOGGER = logging.getLogger("tap-acumatica")
@@ -43,6 +44,7 @@ class _Ahead:
 
     window: Window
     future: Future[WindowResult]
+    sent_before: int  # the stream's requests on the wire before it (its progress counts on)
 
 
 class Prefetcher:
@@ -55,7 +57,7 @@ class Prefetcher:
         self._claimed: dict[str, _Ahead] = {}  # started, its fetch wrapper not built yet
         self.wasted = 0  # requests read ahead for nothing, in this run
 
-    def start(self, stream: WindowedStream, begin: int, end: int) -> int:
+    def start(self, stream: WindowedStream, begin: int, end: int, progress: Progress) -> int:
         """``stream`` starts reading ``[begin, end)``: the end to read to. Reads ahead now.
 
         A first window read ahead is the stream's when it starts at ``begin``; the stream then
@@ -72,6 +74,7 @@ class Prefetcher:
                 with self._lock:
                     self._claimed[stream.name] = ahead
                 end = ahead.window.end
+                progress.since(ahead.sent_before)
             else:
                 self._drop(stream.name, ahead, f"the stream starts at {iso_utc(begin)}")
         if stream.settings.overlap_streams and _probe_done(stream):
@@ -126,9 +129,10 @@ class Prefetcher:
             if begin is None or begin >= end:
                 continue
             window = Window(begin, end)
+            sent = current.connection.client.sent.of(stream.name)
             future = current.connection.pool.submit(_read_first(stream, window))
             with self._lock:
-                self._ahead[stream.name] = _Ahead(window, future)
+                self._ahead[stream.name] = _Ahead(window, future, sent)
             room -= 1
 
     def _drop(self, name: str, ahead: _Ahead, why: str) -> None:
@@ -161,9 +165,9 @@ def of(connection: Connection) -> Prefetcher:
         return found
 
 
-def start(stream: WindowedStream, begin: int, end: int) -> int:
+def start(stream: WindowedStream, begin: int, end: int, progress: Progress) -> int:
     """:meth:`Prefetcher.start` of the stream's run."""
-    return of(stream.connection).start(stream, begin, end)
+    return of(stream.connection).start(stream, begin, end, progress)
 
 
 def fetcher(stream: WindowedStream, fetch: Fetch) -> Fetch:

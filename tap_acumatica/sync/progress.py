@@ -50,6 +50,10 @@ class Progress:
         """Requests the stream sent since the progress began."""
         return self._sent() - self._sent_before
 
+    def since(self, sent_before: int) -> None:
+        """Count from an earlier point: the stream's first window was read ahead of it."""
+        self._sent_before = min(self._sent_before, sent_before)
+
     @property
     def fraction(self) -> float:
         """Share of the range committed so far (1.0 for an empty range)."""

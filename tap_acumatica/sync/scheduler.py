@@ -209,9 +209,13 @@ def _paged(
         lookahead = max(paging.lookahead, paging.workers)
     else:
         lookahead = max(paging.lookahead, 2) if known and not planner.measured else paging.lookahead
+    cap = max(2, paging.cap - held) if cut else UNCAPPED
+    if cut and not known and not planner.measured:
+        # Page 0 came alone; the cap ends on a whole round of every worker, not with some idle.
+        cap = 1 + math.ceil((cap - 1) / max(1, paging.workers)) * max(1, paging.workers)
     return PagedWindow(
         paging.page_size,
-        max(2, paging.cap - held) if cut else UNCAPPED,
+        cap,
         slot.expect,
         {0: first},
         lookahead=lookahead,

@@ -253,7 +253,7 @@ class WindowedStream(Stream):
             self._probe_time_semantics(context)
         since, resumed = deleted.since(self.get_context_state(context), begin)
         # Its first window may have been read ahead (issue 15), the next streams' are now.
-        end = progress.end = prefetch.start(self, begin, end)
+        end = progress.end = prefetch.start(self, begin, end, progress)
         if self.keyset:
             yield from self._emit_pages(context, (begin, end), progress)
         else:
