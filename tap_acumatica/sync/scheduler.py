@@ -115,19 +115,27 @@ def fetch_in_order(
         paging.workers = workers
     try:
         while slots:
+            failed: Exception | None = None
             index = 0
             while index < len(slots):
-                pieces = _settle(slots[index], planner, paging)
+                try:
+                    pieces = _settle(slots[index], planner, paging)
+                except Exception as exc:  # raised below, after the windows before it
+                    failed = exc
+                    break
                 if pieces is not None:
                     slots[index : index + 1] = pieces
                     index += len(pieces)
                 else:
                     index += 1
-            # Only checked, complete results leave, strictly in order: the completed prefix.
+            # Only checked, complete results leave, strictly in order: the completed prefix
+            # (also before a failed fetch: its bookmark is progress a retry keeps).
             while slots and slots[0].observed:
                 done = slots.pop(0).result
                 assert done is not None
                 yield done
+            if failed is not None:
+                raise failed
             if slots:  # settled first: a finished fetch may change what to cut next
                 _submit(slots, planner, pool, fetch, workers=workers, ahead=ahead, paging=paging)
                 in_flight = _in_flight(slots)
