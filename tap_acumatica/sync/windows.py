@@ -206,17 +206,10 @@ def recut(
     - if that hinted window is full too, the keys say little about the stamps: cut at an
       eighth of its page, which divides the records by about eight per wasted page.
     """
-    tie, sample = page.tie, page.sample
-    if tie is not None and window.start <= tie < window.end and window.splittable:
-        tie = max(window.start, tick_floor(tie))
-        after = min(next_tick(tie), window.end)
-        parts = [
-            Piece(Window(window.start, tie), region=True),
-            Piece(Window(tie, after)),
-            Piece(Window(after, window.end), region=True),
-        ]
-        return [p for p in parts if p.window.width > 0]
-    inside = [tick_floor(s) for s in sample if window.start <= s < window.end]
+    tied = _isolate_tie(window, page.tie)
+    if tied:
+        return tied
+    inside = [tick_floor(s) for s in page.sample if window.start <= s < window.end]
     if planner.measured and len(inside) > 1:
         # Over a measured density, a full window is noise or a busy spell: halve its records.
         median = inside[len(inside) // 2]
@@ -250,16 +243,10 @@ def split_known(
     density is a guess, the width from the first stamp to that cut is the next guess.
     """
     page = PageStamps.of(rows, key)
-    tie, inside = page.tie, [tick_floor(s) for s in page.sample if window.start <= s < window.end]
-    if tie is not None and window.start <= tie < window.end and window.splittable:
-        tie = max(window.start, tick_floor(tie))
-        after = min(next_tick(tie), window.end)
-        parts = [
-            Piece(Window(window.start, tie), region=True),
-            Piece(Window(tie, after)),
-            Piece(Window(after, window.end), region=True),
-        ]
-        return [p for p in parts if p.window.width > 0]
+    tied = _isolate_tie(window, page.tie)
+    if tied:
+        return tied
+    inside = [tick_floor(s) for s in page.sample if window.start <= s < window.end]
     rank = min(planner.target, len(inside) // 2)
     if 0 < rank < len(inside) and window.start < inside[rank] < window.end:
         cut, guess = inside[rank], not planner.measured
@@ -274,3 +261,17 @@ def split_known(
         Piece(Window(window.start, middle), region=True),
         Piece(Window(middle, window.end), region=True),
     ]
+
+
+def _isolate_tie(window: Window, tie: int | None) -> list[Piece]:
+    """A dominant stamp's own one-tick window between two regions; none if there is none."""
+    if tie is None or not window.start <= tie < window.end or not window.splittable:
+        return []
+    tie = max(window.start, tick_floor(tie))
+    after = min(next_tick(tie), window.end)
+    parts = [
+        Piece(Window(window.start, tie), region=True),
+        Piece(Window(tie, after)),
+        Piece(Window(after, window.end), region=True),
+    ]
+    return [p for p in parts if p.window.width > 0]
