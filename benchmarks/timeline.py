@@ -16,6 +16,7 @@ import contextlib
 import io
 import math
 import re
+import resource
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -89,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     for begin, end, worker, skip, rows, until in sorted(log):
         print(f"{begin:6.2f} {end:6.2f} {worker:>6} {skip or 0:>6} {rows:>5}  {until}")
     data = [row for row in log if row[5] != "(probe sample)"]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(f"{len(log)} requests ({len(log) - len(data)} probe sample), {total:.1f} s; "
-          f"ceil(N / page) = {math.ceil(args.records / args.page)}")  # fmt: skip
+          f"ceil(N / page) = {math.ceil(args.records / args.page)}; "
+          f"peak RSS of this process {peak} MB")  # fmt: skip
     return 0
 
 
